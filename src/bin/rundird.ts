@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// The daemon's entry point: parse, load config, start, and turn signals into reload and stop.
+import { realpathSync } from 'node:fs';
+import { ConfigError, loadConfig, type Config } from '../config/config.js';
+import { Daemon } from '../daemon/daemon.js';
+import { EXIT, USAGE, UsageError, parseCli, type Cli } from '../daemon/cli.js';
+import { createLogger, logEvent } from '../journal/logger.js';
+import { VERSION } from '../version.js';
+
+function fatal(msg: string, code: number): never {
+  process.stderr.write(`rundird: ${msg}\n`);
+  process.exit(code);
+}
+
+function load(cli: Cli): Config {
+  const cfg = loadConfig(cli.configPath, cli.configExplicit, cli.overrides);
+  // Paths are compared with the mount table's, which has no symlinks in it.
+  try {
+    cfg.runtimeRoot = realpathSync(cfg.runtimeRoot);
+  } catch {
+    // made at start if absent
+  }
+  return cfg;
+}
+
+async function main(): Promise<void> {
+  let cli: Cli;
+  try {
+    cli = parseCli(process.argv.slice(2), process.env);
+  } catch (e) {
+    if (e instanceof UsageError) fatal(`${e.message}\n\n${USAGE}`, EXIT.USAGE);
+    throw e;
+  }
+  if (cli.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (cli.version) {
+    process.stdout.write(`rundird ${VERSION}\n`);
+    return;
+  }
+  let cfg: Config;
+  try {
+    cfg = load(cli);
+  } catch (e) {
+    if (e instanceof ConfigError) fatal(`bad configuration: ${e.message}`, EXIT.CONFIG);
+    throw e;
+  }
+  if (cli.checkConfig) {
+    process.stdout.write(`${cli.configPath}: OK\n` + JSON.stringify({ ...cfg, privateDirs: { ...cfg.privateDirs, perUid: Object.fromEntries(cfg.privateDirs.perUid) } }, null, 2) + '\n');
+    return;
+  }
+
+  const log = createLogger(cfg.logLevel);
+  const daemon = new Daemon(cfg, { log });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logEvent(log, 'daemon-stopping', { signal }, `stopping on ${signal}`);
+    await daemon.stop();
+    log.flush();
+    // Give the asynchronous log destination its last write.
+    setImmediate(() => process.exit(EXIT.OK));
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      const next = load(cli);
+      daemon.reload(next);
+      log.level = next.logLevel;
+      logEvent(log, 'config-reloaded', { config: cli.configPath }, `configuration reloaded from ${cli.configPath}`);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      logEvent(log, 'config-rejected', { config: cli.configPath, error: why }, `new configuration rejected, keeping the old one: ${why}`);
+    }
+  });
+
+  try {
+    await daemon.start();
+  } catch (e) {
+    fatal(`cannot start: ${(e as Error).message}`, EXIT.FAILURE);
+  }
+  const st = daemon.state();
+  logEvent(
+    log,
+    'daemon-started',
+    { version: VERSION, mode: daemon.mode, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
+    `rundird ${VERSION} running in ${daemon.mode} mode (inotify and the mount table; no logind): ${st.length} rundirs under ${cfg.runtimeRoot}, ${daemon.instances().present.length} snap instances`,
+  );
+}
+
+main().catch((e: unknown) => fatal(`unexpected error: ${(e as Error)?.stack ?? String(e)}`, EXIT.FAILURE));

@@ -1,0 +1,254 @@
+// The configuration: one YAML file whose keys are the command-line flags' names. Validation
+// errors name the file, the line and the key, so that an admin can fix them without guessing.
+import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Document } from 'yaml';
+import { globToRegExp } from '../world/instances.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/rundird/rundird.yaml';
+export const CONFIG_ENV = 'RUNDIRD_CONFIG';
+
+export interface UidRange {
+  from: number;
+  to: number;
+}
+
+export interface InstanceFilter {
+  include: string[];
+  exclude: string[];
+}
+
+export interface Config {
+  runtimeRoot: string;
+  snapRoot: string;
+  mountinfo: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** Seconds an instance must stay gone from the snap inventory before its dirs are cleaned up (refreshes relink `current`). */
+  snapRemovalGrace: number;
+  privateDirs: {
+    /** null: every UID. */
+    uids: UidRange[] | null;
+    filter: InstanceFilter;
+    perUid: Map<number, Partial<InstanceFilter>>;
+  };
+}
+
+export const DEFAULTS: Config = {
+  runtimeRoot: '/run/user',
+  snapRoot: '/snap',
+  mountinfo: '/proc/self/mountinfo',
+  logLevel: 'info',
+  snapRemovalGrace: 30,
+  privateDirs: { uids: null, filter: { include: ['*'], exclude: [] }, perUid: new Map() },
+};
+
+/** The keys that are also flags (`--runtime-root` …). */
+export type PathKey = 'runtime-root' | 'snap-root' | 'mountinfo';
+export type Overrides = Partial<Record<PathKey, string>>;
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number | null,
+    readonly key: string | null,
+    readonly detail: string,
+  ) {
+    super(`${file}${line ? `:${line}` : ''}: ${key ? `key "${key}": ` : ''}${detail}`);
+  }
+}
+
+const MAX_UID = 0xfffffffe; // (uid_t)-1 is "no uid"
+
+function parseUid(s: string): number | null {
+  if (!/^(0|[1-9][0-9]{0,9})$/.test(s)) return null;
+  const n = Number(s);
+  return n <= MAX_UID ? n : null;
+}
+
+export { parseUid };
+
+class Validator {
+  constructor(
+    private readonly file: string,
+    private readonly lines: LineCounter,
+  ) {}
+
+  fail(node: Node | null | undefined, key: string, detail: string): never {
+    const off = node?.range?.[0];
+    const line = off === undefined ? null : this.lines.linePos(off).line;
+    throw new ConfigError(this.file, line, key, detail);
+  }
+
+  str(node: Node | null, key: string): string {
+    if (!isScalar(node) || typeof node.value !== 'string' || node.value === '') {
+      this.fail(node, key, 'expected a non-empty string');
+    }
+    return node.value;
+  }
+
+  absPath(node: Node | null, key: string): string {
+    const s = this.str(node, key);
+    if (!isAbsolute(s)) this.fail(node, key, `expected an absolute path, got "${s}"`);
+    return s;
+  }
+
+  globs(node: Node | null, key: string): string[] {
+    if (!isSeq(node)) this.fail(node, key, 'expected a list of instance names or globs (* and ?)');
+    return node.items.map((item, i) => {
+      const g = this.str(item as Node, `${key}[${i}]`);
+      if (!/^[a-z0-9_*?-]+$/.test(g)) {
+        this.fail(item as Node, `${key}[${i}]`, `"${g}" is not an instance name or glob (letters, digits, -, _, * and ?)`);
+      }
+      globToRegExp(g);
+      return g;
+    });
+  }
+
+  filter(node: Node | null, key: string, allowed: readonly string[]): Partial<InstanceFilter> {
+    if (!isMap(node)) this.fail(node, key, 'expected a mapping');
+    const out: Partial<InstanceFilter> = {};
+    for (const pair of node.items) {
+      const k = String((pair.key as Node & { value?: unknown })?.toString?.() ?? '');
+      if (!allowed.includes(k)) continue;
+      if (k === 'include') out.include = this.globs(pair.value as Node, `${key}.include`);
+      if (k === 'exclude') out.exclude = this.globs(pair.value as Node, `${key}.exclude`);
+    }
+    return out;
+  }
+
+  uids(node: Node | null, key: string): UidRange[] | null {
+    if (isScalar(node) && node.value === 'all') return null;
+    if (!isSeq(node)) this.fail(node, key, 'expected "all" or a list of UIDs and ranges such as 1000-59999');
+    return node.items.map((item, i) => {
+      const k = `${key}[${i}]`;
+      const raw = isScalar(item) ? String(item.value) : '';
+      const m = /^(\d+)(?:-(\d+))?$/.exec(raw);
+      const from = m ? parseUid(m[1]!) : null;
+      const to = m ? (m[2] === undefined ? from : parseUid(m[2])) : null;
+      if (from === null || to === null || to < from) this.fail(item as Node, k, `"${raw}" is not a UID or a range FROM-TO`);
+      return { from, to };
+    });
+  }
+
+  number(node: Node | null, key: string, min: number, max: number): number {
+    if (!isScalar(node) || typeof node.value !== 'number' || !Number.isFinite(node.value) || node.value < min || node.value > max) {
+      this.fail(node, key, `expected a number from ${min} to ${max}`);
+    }
+    return node.value;
+  }
+}
+
+function checkKeys(v: Validator, node: Node, prefix: string, allowed: readonly string[]): void {
+  if (!isMap(node)) return;
+  for (const pair of node.items) {
+    const keyNode = pair.key as Node;
+    const k = isScalar(keyNode) ? String(keyNode.value) : '';
+    if (!allowed.includes(k)) {
+      v.fail(keyNode, prefix + k, `unknown key (known: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'log-level', 'snap-removal-grace', 'private-dirs'] as const;
+const PRIVATE_KEYS = ['uids', 'include', 'exclude', 'users'] as const;
+const FILTER_KEYS = ['include', 'exclude'] as const;
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+
+/** Validates a config file's text. Throws ConfigError. */
+export function parseConfig(text: string, file: string): Config {
+  const lines = new LineCounter();
+  const doc: Document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const v: Validator = new Validator(file, lines);
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    throw new ConfigError(file, lines.linePos(e.pos[0]).line, null, `YAML syntax: ${e.message.split('\n')[0]}`);
+  }
+  const cfg: Config = structuredClone(DEFAULTS);
+  const root = doc.contents as Node | null;
+  if (root === null || (isScalar(root) && root.value === null)) return cfg; // an empty file means defaults
+  if (!isMap(root)) v.fail(root, '(top level)', 'expected a mapping of keys to values');
+  checkKeys(v, root, '', TOP_KEYS);
+  const get = (k: string) => root.get(k, true) as Node | undefined;
+
+  const rr = get('runtime-root');
+  if (rr !== undefined) cfg.runtimeRoot = v.absPath(rr, 'runtime-root');
+  const sr = get('snap-root');
+  if (sr !== undefined) cfg.snapRoot = v.absPath(sr, 'snap-root');
+  const mi = get('mountinfo');
+  if (mi !== undefined) cfg.mountinfo = v.absPath(mi, 'mountinfo');
+  const ll = get('log-level');
+  if (ll !== undefined) {
+    const s = v.str(ll, 'log-level');
+    if (!(LOG_LEVELS as readonly string[]).includes(s)) v.fail(ll, 'log-level', `expected one of ${LOG_LEVELS.join(', ')}`);
+    cfg.logLevel = s as Config['logLevel'];
+  }
+  const grace = get('snap-removal-grace');
+  if (grace !== undefined) cfg.snapRemovalGrace = v.number(grace, 'snap-removal-grace', 0, 86400);
+
+  const pd = get('private-dirs');
+  if (pd !== undefined) {
+    if (!isMap(pd)) v.fail(pd, 'private-dirs', 'expected a mapping');
+    checkKeys(v, pd, 'private-dirs.', PRIVATE_KEYS);
+    const uids = pd.get('uids', true) as Node | undefined;
+    if (uids !== undefined) cfg.privateDirs.uids = v.uids(uids, 'private-dirs.uids');
+    const f = v.filter(pd, 'private-dirs', FILTER_KEYS);
+    if (f.include) cfg.privateDirs.filter.include = f.include;
+    if (f.exclude) cfg.privateDirs.filter.exclude = f.exclude;
+    const users = pd.get('users', true) as Node | undefined;
+    if (users !== undefined) {
+      if (!isMap(users)) v.fail(users, 'private-dirs.users', 'expected a mapping of UID to include/exclude lists');
+      for (const pair of users.items) {
+        const keyNode = pair.key as Node;
+        const raw = isScalar(keyNode) ? String(keyNode.value) : '';
+        const uid = parseUid(raw);
+        if (uid === null) v.fail(keyNode, `private-dirs.users.${raw}`, `"${raw}" is not a UID`);
+        const k = `private-dirs.users.${uid}`;
+        checkKeys(v, pair.value as Node, `${k}.`, FILTER_KEYS);
+        cfg.privateDirs.perUid.set(uid, v.filter(pair.value as Node, k, FILTER_KEYS));
+      }
+    }
+  }
+  return cfg;
+}
+
+/**
+ * Reads and validates the config file. `explicit` says the path was asked for (flag or
+ * environment): then a missing file is an error; the default path may be absent (defaults apply).
+ */
+export function loadConfig(file: string, explicit: boolean, overrides: Overrides = {}): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT' && !explicit) text = '';
+    else throw new ConfigError(file, null, null, `cannot read: ${err.message}`);
+  }
+  const cfg = parseConfig(text, file);
+  return applyOverrides(cfg, overrides);
+}
+
+export function applyOverrides(cfg: Config, o: Overrides): Config {
+  const out = { ...cfg };
+  for (const [k, val] of Object.entries(o) as [PathKey, string | undefined][]) {
+    if (val === undefined) continue;
+    if (!isAbsolute(val)) throw new ConfigError('(command line)', null, k, `expected an absolute path, got "${val}"`);
+    if (k === 'runtime-root') out.runtimeRoot = val;
+    if (k === 'snap-root') out.snapRoot = val;
+    if (k === 'mountinfo') out.mountinfo = val;
+  }
+  return out;
+}
+
+export function uidSelected(cfg: Config, uid: number): boolean {
+  const r = cfg.privateDirs.uids;
+  return r === null || r.some((x) => uid >= x.from && uid <= x.to);
+}
+
+/** The include/exclude globs in force for one UID (a per-UID list replaces the global one). */
+export function filterFor(cfg: Config, uid: number): { include: RegExp[]; exclude: RegExp[] } {
+  const per = cfg.privateDirs.perUid.get(uid) ?? {};
+  const include = per.include ?? cfg.privateDirs.filter.include;
+  const exclude = per.exclude ?? cfg.privateDirs.filter.exclude;
+  return { include: include.map(globToRegExp), exclude: exclude.map(globToRegExp) };
+}

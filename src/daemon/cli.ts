@@ -1,0 +1,64 @@
+// rundird's command line: flags, config file resolution and exit codes.
+import { parseArgs } from 'node:util';
+import { CONFIG_ENV, DEFAULT_CONFIG_PATH, type Overrides } from '../config/config.js';
+
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 64, CONFIG: 78 } as const;
+
+export const USAGE = `Usage: rundird [OPTIONS]
+
+Supervises per-user runtime directories (/run/user/UID) and keeps snap private dirs in them.
+
+Options:
+  --config FILE        configuration file (default ${DEFAULT_CONFIG_PATH}, or $${CONFIG_ENV})
+  --runtime-root DIR   the runtime directories' parent (default /run/user)
+  --snap-root DIR      the snap mount dir (default /snap)
+  --mountinfo FILE     the mount table (default /proc/self/mountinfo)
+  --check-config       validate the configuration, print it, and exit
+  --version            print the version and exit
+  --help               print this help and exit
+
+Signals: SIGHUP reloads the configuration (a bad file keeps the old one); SIGTERM stops.
+Exit codes: 0 stopped cleanly, 1 failure, 64 bad command line, 78 bad configuration.`;
+
+export interface Cli {
+  configPath: string;
+  configExplicit: boolean;
+  overrides: Overrides;
+  checkConfig: boolean;
+  version: boolean;
+  help: boolean;
+}
+
+export class UsageError extends Error {}
+
+export function parseCli(argv: string[], env: NodeJS.ProcessEnv): Cli {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: 'string' },
+        'runtime-root': { type: 'string' },
+        'snap-root': { type: 'string' },
+        mountinfo: { type: 'string' },
+        'check-config': { type: 'boolean' },
+        version: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const fromEnv = env[CONFIG_ENV];
+  const configPath = values.config ?? (fromEnv || DEFAULT_CONFIG_PATH);
+  return {
+    configPath,
+    configExplicit: values.config !== undefined || !!fromEnv,
+    overrides: { 'runtime-root': values['runtime-root'], 'snap-root': values['snap-root'], mountinfo: values.mountinfo },
+    checkConfig: values['check-config'] ?? false,
+    version: values.version ?? false,
+    help: values.help ?? false,
+  };
+}

@@ -1,0 +1,467 @@
+// Wires the sources to the reconciler: every event only marks UIDs dirty; a pass then reads the
+// real state of each dirty UID, plans (pure) and applies (effects). Nothing here decides what
+// to write and nothing here writes.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Subscription } from 'rxjs';
+import type { Config } from '../config/config.js';
+import { filterFor, parseUid, uidSelected } from '../config/config.js';
+import { applyPlan, type Outcome } from '../effects/apply.js';
+import { ensureRuntimeRoot } from '../effects/root.js';
+import { close, openTrustedDir } from '../effects/safefs.js';
+import { logEvent, type Log } from '../journal/logger.js';
+import { ABSENT, lifecycleEvent, needsRearm, type Observed } from '../reconcile/lifecycle.js';
+import { fmtMode, namesToRead, plan, type Plan, type Problem } from '../reconcile/planner.js';
+import { watchMountTable } from '../sources/mounts.js';
+import { watchDir } from '../sources/watchDir.js';
+import { matchesAny } from '../world/instances.js';
+import { mountAt, readMounts, readRundir, type MountSnapshot } from '../world/read.js';
+import { Inventory, scanSnapRoot } from '../world/snaps.js';
+import type { CreatedRecord, RundirStatus } from '../world/types.js';
+
+export type Mode = 'inotify';
+
+export interface DaemonOptions {
+  log: Log;
+  /** The daemon's effective uid; what a private dir it has made but not chowned yet is owned by. */
+  selfUid?: number;
+  findmnt?: string;
+}
+
+export interface UidState {
+  uid: number;
+  path: string;
+  status: RundirStatus;
+  mountId: number | null;
+  privateDirs: string[];
+  problems: Problem[];
+}
+
+/** UIDs handled per event-loop turn, so that a burst does not starve other I/O. */
+const PASS_CHUNK = 64;
+/** Immediate re-plans after the rundir changed under a plan, before backing off. */
+const MAX_FAST_RETRIES = 5;
+const RETRY_BACKOFF_MS = 200;
+
+export class Daemon {
+  readonly mode: Mode = 'inotify';
+  private cfg: Config;
+  private readonly log: Log;
+  private readonly selfUid: number;
+  private readonly findmnt: string;
+
+  private rootFd: number | null = null;
+  private rootMountId: number | null = null;
+  private mounts: MountSnapshot = { top: new Map(), errors: [] };
+  private readonly records = new Map<number, Map<string, CreatedRecord>>();
+  private readonly observed = new Map<number, Observed>();
+  private readonly reported = new Map<number, Map<string, Problem>>();
+  private readonly watchers = new Map<number, Subscription>();
+  private readonly retries = new Map<number, number>();
+  private readonly inventory = new Inventory();
+  private inventoryTimer: NodeJS.Timeout | null = null;
+  private retryTimers = new Map<number, NodeJS.Timeout>();
+  private subs: Subscription[] = [];
+
+  private readonly dirty = new Set<number>();
+  private allDirty = false;
+  private mountsDirty = false;
+  private snapsDirty = false;
+  private scheduled = false;
+  private stopped = false;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  constructor(config: Config, opts: DaemonOptions) {
+    this.cfg = config;
+    this.log = opts.log;
+    this.selfUid = opts.selfUid ?? process.geteuid?.() ?? 0;
+    this.findmnt = opts.findmnt ?? 'findmnt';
+  }
+
+  get config(): Config {
+    return this.cfg;
+  }
+
+  /** Starts the sources and resolves once the first full reconcile pass is done. */
+  async start(): Promise<void> {
+    this.openRoot();
+    this.startSources();
+    this.snapsDirty = true;
+    this.mountsDirty = true;
+    this.allDirty = true;
+    this.schedule();
+    await this.idle();
+  }
+
+  /** Resolves when no reconcile work is pending. */
+  idle(): Promise<void> {
+    if (!this.scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopSources();
+    if (this.inventoryTimer) clearTimeout(this.inventoryTimer);
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    this.retryTimers.clear();
+    if (this.rootFd !== null) close(this.rootFd);
+    this.rootFd = null;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Takes a new configuration (SIGHUP). Root paths that changed restart the sources. */
+  reload(next: Config): void {
+    const prev = this.cfg;
+    this.cfg = next;
+    const rootsChanged = prev.runtimeRoot !== next.runtimeRoot || prev.snapRoot !== next.snapRoot || prev.mountinfo !== next.mountinfo;
+    if (rootsChanged) {
+      this.stopSources();
+      if (prev.runtimeRoot !== next.runtimeRoot) {
+        // What rundird knew and made belongs to the old tree.
+        this.records.clear();
+        this.observed.clear();
+        this.reported.clear();
+        if (this.rootFd !== null) close(this.rootFd);
+        this.rootFd = null;
+        this.openRoot();
+      }
+      this.startSources();
+    }
+    this.snapsDirty = true;
+    this.mountsDirty = true;
+    this.allDirty = true;
+    this.schedule();
+  }
+
+  /** What the daemon believes now, for status output and tests. */
+  state(): UidState[] {
+    return [...this.observed.entries()]
+      .filter(([, o]) => o.status !== 'absent')
+      .map(([uid, o]) => ({
+        uid,
+        path: join(this.cfg.runtimeRoot, String(uid)),
+        status: o.status,
+        mountId: o.mountId,
+        privateDirs: [...(this.records.get(uid)?.keys() ?? [])].sort(),
+        problems: [...(this.reported.get(uid)?.values() ?? [])],
+      }))
+      .sort((a, b) => a.uid - b.uid);
+  }
+
+  instances(): { present: string[]; departing: string[] } {
+    return { present: [...this.inventory.present].sort(), departing: [...this.inventory.departing.keys()].sort() };
+  }
+
+  // ---- sources -------------------------------------------------------------------------------
+
+  private openRoot(): void {
+    ensureRuntimeRoot(this.cfg.runtimeRoot);
+    this.rootFd = openTrustedDir(this.cfg.runtimeRoot);
+  }
+
+  private startSources(): void {
+    const { runtimeRoot, snapRoot, mountinfo } = this.cfg;
+    this.subs.push(
+      watchDir(runtimeRoot).subscribe((e) => {
+        if (e.type === 'error') return this.sourceError('runtime-root', e.error);
+        if (e.type === 'ready') return this.markAll();
+        const uid = parseUid(e.name.split('/')[0]!);
+        if (uid !== null) this.markDirty(uid);
+      }),
+    );
+    this.subs.push(
+      watchDir(snapRoot, { depth: 1 }).subscribe((e) => {
+        if (e.type === 'error') return this.sourceError('snap-root', e.error);
+        this.snapsDirty = true;
+        this.schedule();
+      }),
+    );
+    this.subs.push(
+      watchMountTable(mountinfo, this.findmnt).subscribe((e) => {
+        if (e.type === 'error') {
+          if (e.fatal) {
+            logEvent(this.log, 'source-degraded', { source: 'mounts', error: e.error.message }, `cannot follow mount-table changes (${e.error.message}); a tmpfs mounted over a rundir is seen on the next event for it`);
+          } else this.sourceError('mounts', e.error);
+          return;
+        }
+        this.mountsDirty = true;
+        this.schedule();
+      }),
+    );
+  }
+
+  private stopSources(): void {
+    for (const s of this.subs.splice(0)) s.unsubscribe();
+    for (const w of this.watchers.values()) w.unsubscribe();
+    this.watchers.clear();
+  }
+
+  private sourceError(source: string, error: Error): void {
+    logEvent(this.log, 'source-error', { source, error: error.message }, `${source} watch: ${error.message}`);
+  }
+
+  private armRundirWatch(uid: number, path: string): void {
+    this.watchers.get(uid)?.unsubscribe();
+    const sub = watchDir(path).subscribe((e) => {
+      if (e.type === 'error') return this.sourceError(`rundir ${uid}`, e.error);
+      this.markDirty(uid);
+    });
+    this.watchers.set(uid, sub);
+  }
+
+  private disarmRundirWatch(uid: number): void {
+    this.watchers.get(uid)?.unsubscribe();
+    this.watchers.delete(uid);
+  }
+
+  // ---- scheduling ----------------------------------------------------------------------------
+
+  markDirty(uid: number): void {
+    this.dirty.add(uid);
+    this.schedule();
+  }
+
+  markAll(): void {
+    this.allDirty = true;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    // setImmediate, not a timer: everything that arrived in this turn is merged, and nothing
+    // waits while nothing happens.
+    setImmediate(() => this.pass());
+  }
+
+  private pass(): void {
+    if (this.stopped) return;
+    try {
+      this.collect();
+    } catch (e) {
+      this.log.error({ err: e }, 'reconcile pass failed');
+    }
+    const batch: number[] = [];
+    for (const uid of this.dirty) {
+      batch.push(uid);
+      if (batch.length >= PASS_CHUNK) break;
+    }
+    for (const uid of batch) {
+      this.dirty.delete(uid);
+      try {
+        this.reconcile(uid);
+      } catch (e) {
+        // One UID's trouble must not stop the others or the daemon.
+        this.log.error({ uid, err: e }, 'reconcile failed for this uid');
+      }
+    }
+    if (this.dirty.size > 0 || this.mountsDirty || this.snapsDirty || this.allDirty) {
+      setImmediate(() => this.pass());
+      return;
+    }
+    this.scheduled = false;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Turns the global hints (mounts, snaps, "everything") into dirty UIDs. */
+  private collect(): void {
+    if (this.snapsDirty) {
+      this.snapsDirty = false;
+      this.refreshInventory();
+    }
+    if (this.mountsDirty || this.dirty.size > 0 || this.allDirty) this.refreshMounts();
+    if (this.allDirty) {
+      this.allDirty = false;
+      for (const uid of this.listRuntimeRoot()) this.dirty.add(uid);
+      for (const uid of this.observed.keys()) this.dirty.add(uid);
+    }
+  }
+
+  private refreshMounts(): void {
+    try {
+      this.mounts = readMounts(this.cfg.mountinfo);
+      for (const err of this.mounts.errors) this.log.warn({ source: 'mounts' }, err);
+    } catch (e) {
+      this.sourceError('mounts', e as Error);
+    }
+    if (!this.mountsDirty) return;
+    this.mountsDirty = false;
+    const rootMount = mountAt(this.mounts, this.cfg.runtimeRoot)?.id ?? null;
+    if (rootMount !== this.rootMountId) {
+      const first = this.rootMountId === null && this.rootFd !== null && this.subs.length > 0 && this.observed.size === 0;
+      this.rootMountId = rootMount;
+      if (!first) {
+        // Something was mounted over the runtime root itself: every watch and descriptor is blind.
+        this.stopSources();
+        if (this.rootFd !== null) close(this.rootFd);
+        this.openRoot();
+        this.startSources();
+        this.allDirty = true;
+      }
+    }
+    const prefix = this.cfg.runtimeRoot.endsWith('/') ? this.cfg.runtimeRoot : this.cfg.runtimeRoot + '/';
+    for (const [point, m] of this.mounts.top) {
+      if (!point.startsWith(prefix)) continue;
+      const uid = parseUid(point.slice(prefix.length));
+      if (uid !== null && this.observed.get(uid)?.mountId !== m.id) this.dirty.add(uid);
+    }
+    for (const [uid, o] of this.observed) {
+      if (o.mountId !== null && mountAt(this.mounts, join(this.cfg.runtimeRoot, String(uid)))?.id !== o.mountId) this.dirty.add(uid);
+    }
+  }
+
+  private listRuntimeRoot(): number[] {
+    try {
+      return readdirSync(this.cfg.runtimeRoot)
+        .map(parseUid)
+        .filter((u): u is number => u !== null);
+    } catch (e) {
+      this.sourceError('runtime-root', e as Error);
+      return [];
+    }
+  }
+
+  private refreshInventory(): void {
+    let scan: Set<string>;
+    try {
+      scan = scanSnapRoot(this.cfg.snapRoot);
+    } catch (e) {
+      // Keep the last inventory: a transient read error must not make dirs go away.
+      this.sourceError('snap-root', e as Error);
+      return;
+    }
+    const before = new Set(this.inventory.present);
+    const now = Date.now();
+    const changed = this.inventory.update(scan, now, this.cfg.snapRemovalGrace * 1000);
+    this.armInventoryTimer();
+    if (!changed) return;
+    const added = [...this.inventory.present].filter((i) => !before.has(i));
+    const departing = [...before].filter((i) => !this.inventory.present.has(i));
+    logEvent(this.log, 'snaps-changed', { added, departing, installed: this.inventory.present.size }, `snap instances: ${this.inventory.present.size} installed` + (added.length ? `, added ${added.join(' ')}` : '') + (departing.length ? `, gone ${departing.join(' ')}` : ''));
+    this.allDirty = true;
+  }
+
+  private armInventoryTimer(): void {
+    if (this.inventoryTimer) clearTimeout(this.inventoryTimer);
+    this.inventoryTimer = null;
+    const next = this.inventory.nextDeadline();
+    if (next === null) return;
+    this.inventoryTimer = setTimeout(() => {
+      this.inventoryTimer = null;
+      if (this.inventory.expire(Date.now())) this.allDirty = true;
+      this.armInventoryTimer();
+      this.schedule();
+    }, Math.max(0, next - Date.now()));
+  }
+
+  // ---- one UID -------------------------------------------------------------------------------
+
+  private wantedFor(uid: number): string[] {
+    if (!uidSelected(this.cfg, uid)) return [];
+    const f = filterFor(this.cfg, uid);
+    return [...this.inventory.present].filter((i) => matchesAny(i, f.include) && !matchesAny(i, f.exclude));
+  }
+
+  private reconcile(uid: number): void {
+    const created = this.records.get(uid) ?? new Map<string, CreatedRecord>();
+    const wanted = this.wantedFor(uid);
+    const departing = this.inventory.departingSet();
+    const names = namesToRead(wanted, departing, this.inventory.removed, created);
+    const actual = readRundir(this.cfg.runtimeRoot, uid, names, this.mounts);
+    const p = plan({ uid, actual, wanted, departing, removed: this.inventory.removed, created, selfUid: this.selfUid });
+
+    const prev = this.observed.get(uid) ?? ABSENT;
+    const next: Observed = { status: p.status, ino: actual.node?.ino ?? null, mountId: actual.mount?.id ?? null };
+    const ev = lifecycleEvent(prev, next);
+    if (ev) {
+      const why = ev === 'rundir-refused' ? `; ${p.problems[0]?.detail ?? ''}, not written into` : '';
+      logEvent(this.log, ev, { uid, path: actual.path, status: next.status, previous: prev.status, mount_id: next.mountId }, `${actual.path}: ${prev.status} → ${next.status}${why}`);
+    }
+    const live = p.status === 'plain' || p.status === 'tmpfs' || p.status === 'mounted';
+    if (live && (needsRearm(prev, next) || !this.watchers.has(uid))) this.armRundirWatch(uid, actual.path);
+    if (!live) this.disarmRundirWatch(uid);
+    if (next.status === 'absent') this.observed.delete(uid);
+    else this.observed.set(uid, next);
+
+    const problems = [...p.problems];
+    let stale = false;
+    if (p.actions.length > 0 && this.rootFd !== null) {
+      const res = applyPlan(this.rootFd, p, this.selfUid);
+      stale = res.stale;
+      for (const o of res.outcomes) {
+        const pr = this.record(uid, created, actual.path, o);
+        if (pr) problems.push(pr);
+      }
+    }
+    if (created.size > 0) this.records.set(uid, created);
+    else this.records.delete(uid);
+    this.report(uid, actual.path, problems);
+    this.retryIfStale(uid, stale);
+  }
+
+  /** Keeps the record of what rundird made and logs what an action did. Returns a problem to report. */
+  private record(uid: number, created: Map<string, CreatedRecord>, rundir: string, o: Outcome): Problem | null {
+    const a = o.action;
+    const path = `${rundir}/${a.name}`;
+    if (a.op === 'forget') {
+      created.delete(a.name);
+      return null;
+    }
+    if (!o.ok) {
+      if (o.retry) return null; // the next read tells what is there
+      if (a.op === 'rmdir') {
+        created.delete(a.name);
+        return { code: 'privdir-left', name: a.name, instance: a.instance, detail: `snap ${a.instance} is gone; ${path} ${o.detail}` };
+      }
+      return { code: 'privdir-not-dir', name: a.name, instance: a.instance, detail: `${path}: ${a.op} failed: ${o.code} ${o.detail}` };
+    }
+    const f = { uid, path, instance: a.instance };
+    if (a.op === 'mkdir') {
+      if (o.record) created.set(a.name, o.record);
+      logEvent(this.log, a.recreate ? 'privdir-recreated' : 'privdir-created', { ...f, owner: a.owner, group: a.group, mode: '0700' }, `${a.recreate ? 're-created' : 'created'} ${path}`);
+    } else if (a.op === 'fix') {
+      logEvent(this.log, 'privdir-corrected', { ...f, from: { owner: a.from.uid, group: a.from.gid, mode: fmtMode(a.from.mode) }, to: { owner: a.owner, group: a.group, mode: '0700' } }, `corrected ${path} (was uid ${a.from.uid} gid ${a.from.gid} mode ${fmtMode(a.from.mode)})`);
+    } else if (a.op === 'rmdir') {
+      created.delete(a.name);
+      logEvent(this.log, 'privdir-removed', f, `removed ${path}: snap ${a.instance} is gone`);
+    }
+    return null;
+  }
+
+  /** Reports each problem once per cause (code and entry); again only after it was put right. */
+  private report(uid: number, rundir: string, problems: Problem[]): void {
+    const before = this.reported.get(uid);
+    const now = new Map<string, Problem>();
+    for (const pr of problems) {
+      const key = `${pr.code}:${pr.name ?? ''}`;
+      now.set(key, pr);
+      // A refused rundir is said by its lifecycle event.
+      if (before?.has(key) || pr.code.startsWith('rundir-')) continue;
+      const event = pr.code === 'privdir-left' ? 'privdir-left' : 'privdir-refused';
+      logEvent(this.log, event, { uid, path: `${rundir}/${pr.name}`, instance: pr.instance ?? undefined, reason: pr.code }, pr.detail);
+    }
+    if (now.size > 0) this.reported.set(uid, now);
+    else this.reported.delete(uid);
+  }
+
+  private retryIfStale(uid: number, stale: boolean): void {
+    if (!stale) {
+      this.retries.delete(uid);
+      return;
+    }
+    const n = (this.retries.get(uid) ?? 0) + 1;
+    this.retries.set(uid, n);
+    if (n <= MAX_FAST_RETRIES) return this.markDirty(uid);
+    // Something keeps changing the rundir under us (a loop swapping entries): slow down.
+    if (this.retryTimers.has(uid)) return;
+    this.retryTimers.set(
+      uid,
+      setTimeout(() => {
+        this.retryTimers.delete(uid);
+        this.retries.set(uid, 0);
+        this.markDirty(uid);
+      }, RETRY_BACKOFF_MS),
+    );
+  }
+}

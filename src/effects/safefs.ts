@@ -1,0 +1,57 @@
+// Descriptor-relative filesystem operations. Node has no openat/mkdirat, but a path through
+// /proc/self/fd/N resolves from the open directory itself (a "magic link", not a re-walk of
+// its path), so `/proc/self/fd/N/name` is exactly openat(N, "name"). Only the last component
+// is ever a name from a user-controlled directory, and it is opened with O_NOFOLLOW.
+import * as fs from 'node:fs';
+
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK;
+
+export function at(dirfd: number, name: string): string {
+  if (name === '' || name === '.' || name === '..' || name.includes('/')) {
+    throw Object.assign(new Error(`refusing entry name ${JSON.stringify(name)}`), { code: 'EINVAL' });
+  }
+  return `/proc/self/fd/${dirfd}/${name}`;
+}
+
+/** Opens a trusted, configured directory (the runtime root). */
+export function openTrustedDir(path: string): number {
+  return fs.openSync(path, O_RDONLY | O_DIRECTORY);
+}
+
+/** openat(dirfd, name, O_DIRECTORY|O_NOFOLLOW): ELOOP for a symlink, ENOTDIR for anything else. */
+export function openDirAt(dirfd: number, name: string): number {
+  return fs.openSync(at(dirfd, name), DIR_FLAGS);
+}
+
+export function mkdirAt(dirfd: number, name: string, mode: number): void {
+  fs.mkdirSync(at(dirfd, name), { mode });
+}
+
+/** rmdir of an empty directory; never recursive. */
+export function rmdirAt(dirfd: number, name: string): void {
+  fs.rmdirSync(at(dirfd, name));
+}
+
+export function lstatAt(dirfd: number, name: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(at(dirfd, name));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+export const fstat = (fd: number): fs.Stats => fs.fstatSync(fd);
+export const fchown = (fd: number, uid: number, gid: number): void => fs.fchownSync(fd, uid, gid);
+export const fchmod = (fd: number, mode: number): void => fs.fchmodSync(fd, mode);
+export const close = (fd: number): void => fs.closeSync(fd);
+
+/** Runs fn with an open descriptor and always closes it. */
+export function withFd<T>(fd: number, fn: (fd: number) => T): T {
+  try {
+    return fn(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,27 @@
+// Every kind of thing rundird reports, with a stable 128-bit MESSAGE_ID (never change one:
+// people search the journal for them) and a syslog priority (3 err, 4 warning, 5 notice, 6 info).
+// The journald catalog under systemd/ explains each id.
+
+export const EVENTS = {
+  'daemon-started': { id: '271828afad0a4435b2efc5a08b1f0a90', priority: 6, summary: 'rundird started' },
+  'daemon-stopping': { id: '13e3f49f66cd41b8b0bc3d42f3ef3065', priority: 6, summary: 'rundird stopping' },
+  'config-reloaded': { id: '1ec1f711cdba4bca9fcc6879d26cbeaf', priority: 6, summary: 'configuration reloaded' },
+  'config-rejected': { id: 'ba2dd4b5fddd41429b3505acec212999', priority: 3, summary: 'new configuration rejected, the old one stays in force' },
+  'rundir-appeared': { id: 'b828abc7639d48db8add00d6f40d6021', priority: 6, summary: 'a runtime directory appeared' },
+  'rundir-mounted': { id: '929db41f62114c29a52e0ca2edbaf5b3', priority: 6, summary: 'a tmpfs was mounted over a runtime directory' },
+  'rundir-unmounted': { id: '44a58a415d2343d2a03c17920f5bc3b0', priority: 6, summary: 'a runtime directory was unmounted' },
+  'rundir-replaced': { id: '217d9eb095144c66bb3e0c01c282e457', priority: 5, summary: 'a runtime directory was replaced by a new one' },
+  'rundir-removed': { id: 'ecfa174786eb4d7da9bdb6c98433c584', priority: 6, summary: 'a runtime directory was removed' },
+  'rundir-refused': { id: '0ece4b9b3e474a258c1ff3b2e163ba42', priority: 4, summary: 'a runtime directory is not safe to write into' },
+  'privdir-created': { id: 'e64f80e5e9d34bc894309edac67568c9', priority: 6, summary: 'snap private directory created' },
+  'privdir-recreated': { id: '83e132793cfa4a0ca41f2138d10de639', priority: 5, summary: 'snap private directory re-created' },
+  'privdir-corrected': { id: 'e697437b12cd4ab09a38fd25fe710f7b', priority: 5, summary: 'snap private directory owner or mode corrected' },
+  'privdir-refused': { id: '500c0fdfda804efcadb666af135e0ecd', priority: 4, summary: 'snap private directory left untouched' },
+  'privdir-removed': { id: '3c2b9f87887245c79385ef59aad12592', priority: 6, summary: 'snap private directory removed' },
+  'privdir-left': { id: 'e9e146dcdc7a4d868aa502df72f9df29', priority: 5, summary: 'snap private directory left in place' },
+  'snaps-changed': { id: 'a1c5107544684f7d83c43763970c7b28', priority: 6, summary: 'snap inventory changed' },
+  'source-degraded': { id: '6e56dfdd4ac44f8ebb52e65898d18089', priority: 4, summary: 'an event source failed; rundird carries on without it' },
+  'source-error': { id: '255d7e8a767e4512aa1a0c8fab3527f1', priority: 4, summary: 'an event source reported an error' },
+} as const;
+
+export type EventName = keyof typeof EVENTS;

@@ -1,0 +1,34 @@
+// The logging API is pino; each record carries the event name and its MESSAGE_ID so that the
+// journald destination (and anyone grepping JSON lines) can find every kind of event.
+import pino, { type Logger, type LevelWithSilent } from 'pino';
+import { EVENTS, type EventName } from './events.js';
+
+export type Log = Logger;
+
+export interface LogFields {
+  uid?: number;
+  path?: string;
+  instance?: string;
+  [k: string]: unknown;
+}
+
+export function createLogger(level: LevelWithSilent, dest: pino.DestinationStream = pino.destination({ fd: 1, sync: false, minLength: 0 })): Log {
+  return pino(
+    {
+      level,
+      base: { SYSLOG_IDENTIFIER: 'rundird' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    dest,
+  );
+}
+
+const LEVEL_OF_PRIORITY: Record<number, 'error' | 'warn' | 'info'> = { 3: 'error', 4: 'warn', 5: 'info', 6: 'info' };
+
+/** Logs one event: one structured record per thing that happened. */
+export function logEvent(log: Log, event: EventName, fields: LogFields, message: string): void {
+  const def = EVENTS[event];
+  const level = LEVEL_OF_PRIORITY[def.priority] ?? 'info';
+  log[level]({ event, MESSAGE_ID: def.id, PRIORITY: def.priority, ...fields }, message);
+}

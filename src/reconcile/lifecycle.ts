@@ -1,0 +1,32 @@
+// What changed about a rundir between two reads, as lifecycle events. Pure.
+import type { EventName } from '../journal/events.js';
+import type { RundirStatus } from '../world/types.js';
+
+export interface Observed {
+  status: RundirStatus;
+  ino: number | null;
+  mountId: number | null;
+}
+
+export const ABSENT: Observed = { status: 'absent', ino: null, mountId: null };
+
+const MOUNTED = new Set<RundirStatus>(['tmpfs', 'mounted']);
+const REFUSED = new Set<RundirStatus>(['symlink', 'not-dir', 'foreign-owner']);
+
+export function lifecycleEvent(prev: Observed, next: Observed): EventName | null {
+  if (prev.status === next.status && prev.ino === next.ino && prev.mountId === next.mountId) return null;
+  if (next.status === 'absent') return 'rundir-removed';
+  if (REFUSED.has(next.status)) return 'rundir-refused';
+  const wasMounted = MOUNTED.has(prev.status);
+  const isMounted = MOUNTED.has(next.status);
+  if (!wasMounted && isMounted) return 'rundir-mounted';
+  if (wasMounted && !isMounted) return 'rundir-unmounted';
+  // Usable for the first time: new, no longer refused, or given to its user.
+  if (prev.status === 'absent' || REFUSED.has(prev.status) || prev.status === 'root-owned') return 'rundir-appeared';
+  return 'rundir-replaced';
+}
+
+/** A watch inside the rundir must be set again when it no longer sees the directory that is there. */
+export function needsRearm(prev: Observed, next: Observed): boolean {
+  return prev.ino !== next.ino || prev.mountId !== next.mountId;
+}

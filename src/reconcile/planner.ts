@@ -1,0 +1,171 @@
+// The pure planner: from what should exist and what does (read afresh), the list of actions.
+// No I/O here; every rule of what rundird may touch is decided in this file.
+import type { CreatedRecord, NodeStat, RundirActual, RundirStatus } from '../world/types.js';
+import { privateDirName } from '../world/instances.js';
+
+export const PRIVATE_DIR_MODE = 0o700;
+
+export interface PlanInput {
+  uid: number;
+  actual: RundirActual;
+  /** Instances that should have a private dir (inventory ∩ config); empty for an unselected UID. */
+  wanted: readonly string[];
+  /** Instances gone from the inventory but still within the grace period: neither made nor removed. */
+  departing: ReadonlySet<string>;
+  /** Instances that were installed and are gone for good. */
+  removed: ReadonlySet<string>;
+  /** Private dirs rundird made in this UID's rundir, by entry name. */
+  created: ReadonlyMap<string, CreatedRecord>;
+  /** The daemon's own uid (0 in production): a dir it made and could not chown yet is owned by it. */
+  selfUid: number;
+}
+
+export interface RundirExpect {
+  ino: number;
+  dev: number;
+}
+
+export type Action =
+  | { op: 'mkdir'; name: string; instance: string; owner: number; group: number; recreate: boolean }
+  | { op: 'fix'; name: string; instance: string; ino: number; dev: number; owner: number; group: number; from: Pick<NodeStat, 'uid' | 'gid' | 'mode'> }
+  | { op: 'rmdir'; name: string; instance: string; ino: number; dev: number }
+  | { op: 'forget'; name: string };
+
+export type ProblemCode =
+  | 'rundir-symlink'
+  | 'rundir-not-dir'
+  | 'rundir-foreign-owner'
+  | 'privdir-symlink'
+  | 'privdir-not-dir'
+  | 'privdir-foreign-owner'
+  | 'privdir-left';
+
+export interface Problem {
+  code: ProblemCode;
+  name: string | null;
+  instance: string | null;
+  detail: string;
+}
+
+export interface Plan {
+  uid: number;
+  status: RundirStatus;
+  /** The rundir the actions were planned for; effects refuse to act if it changed since. */
+  rundir: RundirExpect | null;
+  actions: Action[];
+  problems: Problem[];
+}
+
+export function rundirStatus(a: RundirActual): RundirStatus {
+  const n = a.node;
+  if (n === null) return 'absent';
+  if (n.kind === 'symlink') return 'symlink';
+  if (n.kind !== 'dir') return 'not-dir';
+  if (n.uid !== a.uid) return n.uid === 0 ? 'root-owned' : 'foreign-owner';
+  if (a.mount === null) return 'plain';
+  return a.mount.fsType === 'tmpfs' ? 'tmpfs' : 'mounted';
+}
+
+/** The entry names the planner needs lstat'ed for this input. */
+export function namesToRead(wanted: readonly string[], departing: ReadonlySet<string>, removed: ReadonlySet<string>, created: ReadonlyMap<string, CreatedRecord>): string[] {
+  const names = new Set<string>(created.keys());
+  for (const i of wanted) names.add(privateDirName(i));
+  for (const i of departing) names.add(privateDirName(i));
+  for (const i of removed) names.add(privateDirName(i));
+  return [...names];
+}
+
+function sameNode(r: CreatedRecord, n: NodeStat | null | undefined): boolean {
+  return !!n && n.kind === 'dir' && n.ino === r.ino && n.dev === r.dev;
+}
+
+const fmtMode = (m: number) => '0' + m.toString(8);
+
+export function plan(input: PlanInput): Plan {
+  const { uid, actual, created } = input;
+  const status = rundirStatus(actual);
+  const out: Plan = { uid, status, rundir: null, actions: [], problems: [] };
+  const rundirProblem = (code: ProblemCode, detail: string) => out.problems.push({ code, name: null, instance: null, detail });
+
+  switch (status) {
+    case 'absent':
+      // Everything rundird made went with the directory.
+      for (const name of created.keys()) out.actions.push({ op: 'forget', name });
+      return out;
+    case 'symlink':
+      rundirProblem('rundir-symlink', `${actual.path} is a symbolic link; rundird does not follow it`);
+      return out;
+    case 'not-dir':
+      rundirProblem('rundir-not-dir', `${actual.path} is a ${actual.node!.kind}, not a directory`);
+      return out;
+    case 'root-owned':
+      // Not the user's yet: nothing of the user's belongs in it (and a tmpfs may be on its way).
+      return out;
+    case 'foreign-owner':
+      rundirProblem('rundir-foreign-owner', `${actual.path} is owned by uid ${actual.node!.uid}, not ${uid}`);
+      return out;
+    default:
+      break;
+  }
+
+  const rd = actual.node!;
+  out.rundir = { ino: rd.ino, dev: rd.dev };
+  const owner = uid;
+  const group = rd.gid;
+  const wanted = new Set(input.wanted);
+
+  for (const instance of wanted) {
+    const name = privateDirName(instance);
+    const e = actual.entries.get(name) ?? null;
+    const rec = created.get(name);
+    const ours = rec !== undefined && sameNode(rec, e);
+    if (rec && !ours) out.actions.push({ op: 'forget', name });
+    if (e === null) {
+      out.actions.push({ op: 'mkdir', name, instance, owner, group, recreate: rec !== undefined });
+      continue;
+    }
+    if (e.kind === 'symlink') {
+      out.problems.push({ code: 'privdir-symlink', name, instance, detail: `${actual.path}/${name} is a symbolic link; left untouched` });
+      continue;
+    }
+    if (e.kind !== 'dir') {
+      out.problems.push({ code: 'privdir-not-dir', name, instance, detail: `${actual.path}/${name} is a ${e.kind}, not a directory; left untouched` });
+      continue;
+    }
+    // Our own dir still owned by us means a create was interrupted before fchown.
+    const ownerOk = e.uid === owner || (ours && e.uid === input.selfUid);
+    if (!ownerOk) {
+      out.problems.push({ code: 'privdir-foreign-owner', name, instance, detail: `${actual.path}/${name} is owned by uid ${e.uid}, not ${owner}; left untouched` });
+      continue;
+    }
+    if (e.uid !== owner || e.gid !== group || e.mode !== PRIVATE_DIR_MODE) {
+      out.actions.push({ op: 'fix', name, instance, ino: e.ino, dev: e.dev, owner, group, from: { uid: e.uid, gid: e.gid, mode: e.mode } });
+    }
+  }
+
+  for (const [name, rec] of created) {
+    const instance = name.slice('snap.'.length);
+    if (wanted.has(instance) || input.departing.has(instance)) continue;
+    const e = actual.entries.get(name) ?? null;
+    if (sameNode(rec, e)) {
+      out.actions.push({ op: 'rmdir', name, instance, ino: rec.ino, dev: rec.dev });
+    } else {
+      out.actions.push({ op: 'forget', name });
+      if (e !== null && input.removed.has(instance)) {
+        out.problems.push({ code: 'privdir-left', name, instance, detail: `snap ${instance} is gone; ${actual.path}/${name} was replaced since rundird made it, left in place` });
+      }
+    }
+  }
+
+  for (const instance of input.removed) {
+    const name = privateDirName(instance);
+    if (created.has(name) || wanted.has(instance)) continue;
+    const e = actual.entries.get(name) ?? null;
+    if (e !== null) {
+      out.problems.push({ code: 'privdir-left', name, instance, detail: `snap ${instance} is gone; ${actual.path}/${name} was not made by rundird, left in place` });
+    }
+  }
+  return out;
+}
+
+export { fmtMode };
