@@ -1,0 +1,142 @@
+// A temporary tree that stands in for /run/user and /snap, and the real daemon process on it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const IS_ROOT = process.geteuid?.() === 0;
+/** The user the rundirs belong to: a real other user as root, oneself otherwise. */
+export const USER = IS_ROOT ? 1000 : process.geteuid!();
+export const GROUP = IS_ROOT ? 1234 : process.getegid!();
+export const DAEMON = resolve(import.meta.dirname, '../../dist/src/bin/rundird.js');
+
+/** Marks a root-only test as skipped, and says so where the runner prints. */
+export function rootOnly(name: string): boolean {
+  if (!IS_ROOT) process.stderr.write(`SKIPPED (needs root): ${name}\n`);
+  return !IS_ROOT;
+}
+
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export function stat(path: string): { uid: number; gid: number; mode: number; kind: string } | null {
+  try {
+    const s = lstatSync(path);
+    return { uid: s.uid, gid: s.gid, mode: s.mode & 0o7777, kind: s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : 'other' };
+  } catch {
+    return null;
+  }
+}
+
+export class Sandbox {
+  readonly base: string;
+  readonly runtimeRoot: string;
+  readonly snapRoot: string;
+  readonly config: string;
+
+  constructor(base = tmpdir()) {
+    this.base = mkdtempSync(join(base, 'rundird-test-'));
+    this.runtimeRoot = join(this.base, 'run/user');
+    this.snapRoot = join(this.base, 'snap');
+    this.config = join(this.base, 'rundird.yaml');
+    mkdirSync(this.runtimeRoot, { recursive: true });
+    mkdirSync(this.snapRoot);
+    writeFileSync(this.config, 'snap-removal-grace: 0\n');
+  }
+
+  rundir(uid = USER): string {
+    return join(this.runtimeRoot, String(uid));
+  }
+
+  addSnap(instance: string): void {
+    mkdirSync(join(this.snapRoot, instance, 'x1'), { recursive: true });
+    symlinkSync('x1', join(this.snapRoot, instance, 'current'));
+  }
+
+  removeSnap(instance: string): void {
+    unlinkSync(join(this.snapRoot, instance, 'current'));
+  }
+
+  /** Makes a rundir that appears at once with its owner, as a tmpfs root would (mkdir aside, then rename in). */
+  makeRundir(uid = USER, gid = GROUP, mode = 0o700): string {
+    const tmp = join(this.base, `.staging-${uid}`);
+    mkdirSync(tmp, { mode });
+    if (IS_ROOT) chownSync(tmp, uid, gid);
+    renameSync(tmp, this.rundir(uid));
+    return this.rundir(uid);
+  }
+
+  privateDir(instance: string, uid = USER): string {
+    return join(this.rundir(uid), `snap.${instance}`);
+  }
+
+  cleanup(): void {
+    rmSync(this.base, { recursive: true, force: true });
+  }
+}
+
+export interface LogLine {
+  event?: string;
+  MESSAGE_ID?: string;
+  msg: string;
+  uid?: number;
+  path?: string;
+  reason?: string;
+  [k: string]: unknown;
+}
+
+export class DaemonProcess {
+  readonly lines: LogLine[] = [];
+  stderr = '';
+  exitCode: number | null = null;
+  private exited: Promise<number | null>;
+
+  private constructor(readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      try {
+        this.lines.push(JSON.parse(l) as LogLine);
+      } catch {
+        this.lines.push({ msg: l, event: 'non-json' });
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((r) => child.on('exit', (code) => r((this.exitCode = code))));
+  }
+
+  static spawn(args: string[], env: NodeJS.ProcessEnv = {}): DaemonProcess {
+    return new DaemonProcess(spawn(process.execPath, [DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
+  }
+
+  /** Starts the daemon on a sandbox and waits until it has done its first full pass. */
+  static async start(sb: Sandbox, extra: string[] = []): Promise<DaemonProcess> {
+    const d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, ...extra]);
+    await d.waitForEvent('daemon-started');
+    return d;
+  }
+
+  events(name: string): LogLine[] {
+    return this.lines.filter((l) => l.event === name);
+  }
+
+  async waitForEvent(name: string, pred: (l: LogLine) => boolean = () => true, timeoutMs = 10_000): Promise<LogLine> {
+    await waitFor(() => this.events(name).some(pred) || this.exitCode !== null, `log event ${name}`, timeoutMs);
+    const hit = this.events(name).find(pred);
+    if (!hit) throw new Error(`daemon exited (${this.exitCode}) before ${name}: ${this.stderr}`);
+    return hit;
+  }
+
+  wait(): Promise<number | null> {
+    return this.exited;
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.exitCode === null) this.child.kill('SIGTERM');
+    return this.exited;
+  }
+}

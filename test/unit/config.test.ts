@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULTS, applyOverrides, filterFor, parseConfig, uidSelected } from '../../src/config/config.js';
+import { parseCli, UsageError } from '../../src/daemon/cli.js';
+
+const F = '/etc/rundird/rundird.yaml';
+
+function err(text: string): ConfigError {
+  try {
+    parseConfig(text, F);
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('an empty file gives the defaults', () => {
+    expect(parseConfig('', F)).toEqual(DEFAULTS);
+    expect(parseConfig('# only a comment\n', F)).toEqual(DEFAULTS);
+  });
+
+  it('reads every key', () => {
+    const c = parseConfig(
+      ['runtime-root: /tmp/rt', 'snap-root: /tmp/snap', 'mountinfo: /tmp/mi', 'log-level: debug', 'snap-removal-grace: 2.5', 'private-dirs:', '  uids: [0, 1000-1999]', '  include: ["*"]', '  exclude: [firefox]', '  users:', '    0:', '      include: [ubuntu-frame, "wpe-*"]'].join('\n'),
+      F,
+    );
+    expect(c).toMatchObject({ runtimeRoot: '/tmp/rt', snapRoot: '/tmp/snap', mountinfo: '/tmp/mi', logLevel: 'debug', snapRemovalGrace: 2.5 });
+    expect(c.privateDirs.uids).toEqual([{ from: 0, to: 0 }, { from: 1000, to: 1999 }]);
+    expect(uidSelected(c, 1500)).toBe(true);
+    expect(uidSelected(c, 2000)).toBe(false);
+    const f0 = filterFor(c, 0);
+    expect(f0.include.map(String)).toEqual(['/^ubuntu-frame$/', '/^wpe-[^/]*$/']);
+    expect(f0.exclude.map(String)).toEqual(['/^firefox$/']);
+  });
+
+  it.each([
+    ['runtime-root: relative/path', 1, 'runtime-root', 'absolute path'],
+    ['log-level: loud', 1, 'log-level', 'one of'],
+    ['snap-root: /snap\nbogus: 1', 2, 'bogus', 'unknown key'],
+    ['private-dirs:\n  uids: [1000-10]', 2, 'private-dirs.uids[0]', 'range'],
+    ['private-dirs:\n  include: firefox', 2, 'private-dirs.include', 'list'],
+    ['private-dirs:\n  exclude: ["../etc"]', 2, 'private-dirs.exclude[0]', 'glob'],
+    ['private-dirs:\n  users:\n    bob:\n      include: [a1]', 3, 'private-dirs.users.bob', 'not a UID'],
+    ['private-dirs:\n  users:\n    0:\n      includ: [a1]', 4, 'private-dirs.users.0.includ', 'unknown key'],
+    ['snap-removal-grace: -1', 1, 'snap-removal-grace', 'number'],
+    ['- a\n- b', 1, '(top level)', 'mapping'],
+  ])('rejects %j naming line %i and key %s', (text, line, key, words) => {
+    const e = err(text);
+    expect(e.file).toBe(F);
+    expect(e.line).toBe(line);
+    expect(e.key).toBe(key);
+    expect(e.message).toContain(words);
+    expect(e.message.startsWith(`${F}:${line}: key "${key}"`)).toBe(true);
+  });
+
+  it('names the line of a YAML syntax error', () => {
+    const e = err('snap-root: /snap\nprivate-dirs: [unclosed\n');
+    expect(e.line).toBeGreaterThanOrEqual(2);
+    expect(e.message).toContain('YAML syntax');
+  });
+
+  it('rejects duplicate keys', () => {
+    expect(err('snap-root: /a\nsnap-root: /b').message).toContain('YAML syntax');
+  });
+
+  it('lets flags override the file, and checks them', () => {
+    expect(applyOverrides(DEFAULTS, { 'runtime-root': '/x' }).runtimeRoot).toBe('/x');
+    expect(() => applyOverrides(DEFAULTS, { 'snap-root': 'rel' })).toThrow(/snap-root.*absolute/);
+  });
+});
+
+describe('command line', () => {
+  it('takes the config from the flag, else the environment, else the default', () => {
+    expect(parseCli(['--config', '/a'], { RUNDIRD_CONFIG: '/b' })).toMatchObject({ configPath: '/a', configExplicit: true });
+    expect(parseCli([], { RUNDIRD_CONFIG: '/b' })).toMatchObject({ configPath: '/b', configExplicit: true });
+    expect(parseCli([], {})).toMatchObject({ configPath: F, configExplicit: false });
+  });
+  it('rejects unknown flags', () => {
+    expect(() => parseCli(['--frobnicate'], {})).toThrow(UsageError);
+  });
+});

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { parseMountInfo, parseMountInfoLine, topMounts, unescapeMountPath } from '../../src/world/mountinfo.js';
+import { globToRegExp, instanceOfPrivateDir, parseInstanceName } from '../../src/world/instances.js';
+import { Inventory } from '../../src/world/snaps.js';
+import { ABSENT, lifecycleEvent, needsRearm, type Observed } from '../../src/reconcile/lifecycle.js';
+
+const line = (id: number, parent: number, point: string, fs = 'tmpfs') => `${id} ${parent} 0:${id} / ${point} rw,nosuid,nodev,relatime shared:1 - ${fs} ${fs} rw,size=1024k,mode=700,uid=1000,gid=1000`;
+
+describe('mountinfo', () => {
+  it('parses a tmpfs line with optional fields', () => {
+    const m = parseMountInfoLine(line(42, 25, '/run/user/1000'))!;
+    expect(m).toMatchObject({ id: 42, parentId: 25, mountPoint: '/run/user/1000', fsType: 'tmpfs', source: 'tmpfs' });
+  });
+
+  it('parses a line without optional fields', () => {
+    expect(parseMountInfoLine('22 1 0:5 / /dev rw - devtmpfs udev rw')!.fsType).toBe('devtmpfs');
+  });
+
+  it.each([
+    ['/run/user/a\\040b', '/run/user/a b'],
+    ['/x\\011y\\012z', '/x\ty\nz'],
+    ['/back\\134slash', '/back\\slash'],
+    ['/plain', '/plain'],
+  ])('unescapes %s', (raw, want) => {
+    expect(unescapeMountPath(raw)).toBe(want);
+    expect(parseMountInfoLine(`1 0 0:1 / ${raw} rw - tmpfs t rw`)!.mountPoint).toBe(want);
+  });
+
+  it('keeps the good lines and reports the bad ones', () => {
+    const t = parseMountInfo([line(1, 0, '/'), 'garbage line', 'x y 0:1 / /p rw - tmpfs t rw', '', line(2, 1, '/run')].join('\n'));
+    expect(t.mounts.map((m) => m.id)).toEqual([1, 2]);
+    expect(t.errors).toHaveLength(2);
+  });
+
+  it('finds the mount on top of a stack on one mount point', () => {
+    const t = parseMountInfo([line(1, 0, '/'), line(30, 1, '/run/user/0', 'ext4'), line(31, 30, '/run/user/0'), line(29, 1, '/run/user/1000')].join('\n'));
+    const top = topMounts(t);
+    expect(top.get('/run/user/0')!.id).toBe(31);
+    expect(top.get('/run/user/1000')!.id).toBe(29);
+  });
+});
+
+describe('instance names', () => {
+  it.each(['firefox', 'hello-world', 'core22', 'ubuntu-frame_kiosk', 'a1', 'xy_0123456789', 'go'])('accepts %s', (n) => {
+    expect(parseInstanceName(n)).not.toBeNull();
+  });
+  it.each(['a', '1234', 'Firefox', '-lead', 'trail-', 'dou--ble', 'a_b_c', 'name_', 'name_UPPER', 'name_01234567890', 'x'.repeat(41), 'sp ace', '../etc', ''])('rejects %j', (n) => {
+    expect(parseInstanceName(n)).toBeNull();
+  });
+  it('splits name and key', () => {
+    expect(parseInstanceName('ubuntu-frame_kiosk')).toEqual({ instance: 'ubuntu-frame_kiosk', snap: 'ubuntu-frame', key: 'kiosk' });
+  });
+  it('maps private dir names back to instances', () => {
+    expect(instanceOfPrivateDir('snap.firefox')).toBe('firefox');
+    expect(instanceOfPrivateDir('snap.../x')).toBeNull();
+    expect(instanceOfPrivateDir('wayland-0')).toBeNull();
+  });
+  it('matches globs literally apart from * and ?', () => {
+    expect(globToRegExp('ubuntu-*').test('ubuntu-frame')).toBe(true);
+    expect(globToRegExp('a?').test('ab')).toBe(true);
+    expect(globToRegExp('a.b').test('axb')).toBe(false);
+  });
+});
+
+describe('inventory', () => {
+  it('holds a vanished instance as departing for the grace period, then removed', () => {
+    const inv = new Inventory();
+    expect(inv.update(new Set(['a1', 'b2']), 0, 1000)).toBe(true);
+    expect(inv.update(new Set(['a1', 'b2']), 10, 1000)).toBe(false);
+    expect(inv.update(new Set(['a1']), 100, 1000)).toBe(true);
+    expect([...inv.departing.keys()]).toEqual(['b2']);
+    expect(inv.nextDeadline()).toBe(1100);
+    expect(inv.expire(1099)).toBe(false);
+    expect(inv.expire(1100)).toBe(true);
+    expect([...inv.removed]).toEqual(['b2']);
+  });
+  it('brings a refreshed instance back without it ever being removed', () => {
+    const inv = new Inventory();
+    inv.update(new Set(['a1']), 0, 1000);
+    inv.update(new Set(), 1, 1000);
+    inv.update(new Set(['a1']), 2, 1000);
+    expect(inv.departing.size + inv.removed.size).toBe(0);
+    expect(inv.present.has('a1')).toBe(true);
+  });
+});
+
+describe('lifecycle events', () => {
+  const o = (status: Observed['status'], ino: number | null = 1, mountId: number | null = null): Observed => ({ status, ino, mountId });
+  it.each([
+    [ABSENT, o('plain'), 'rundir-appeared'],
+    [ABSENT, o('root-owned'), 'rundir-appeared'],
+    [o('root-owned'), o('tmpfs', 2, 40), 'rundir-mounted'],
+    [o('plain'), o('tmpfs', 2, 40), 'rundir-mounted'],
+    [o('tmpfs', 2, 40), o('plain'), 'rundir-unmounted'],
+    [o('tmpfs', 2, 40), o('tmpfs', 3, 41), 'rundir-replaced'],
+    [o('plain'), o('plain', 5), 'rundir-replaced'],
+    [o('plain'), ABSENT, 'rundir-removed'],
+    [ABSENT, o('symlink'), 'rundir-refused'],
+    [o('symlink'), o('plain', 2), 'rundir-appeared'],
+    [o('root-owned'), o('plain'), 'rundir-appeared'],
+    [o('plain'), o('plain'), null],
+  ] as const)('%j → %j: %s', (prev, next, want) => {
+    expect(lifecycleEvent(prev, next)).toBe(want);
+  });
+  it('re-arms when the inode or the mount changes', () => {
+    expect(needsRearm(o('plain'), o('tmpfs', 1, 40))).toBe(true);
+    expect(needsRearm(o('plain'), o('plain'))).toBe(false);
+  });
+});
