@@ -1,6 +1,6 @@
 // A temporary tree that stands in for /run/user and /snap, and the real daemon process on it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -45,7 +45,9 @@ export class Sandbox {
     this.runtimeRoot = join(this.base, 'run/user');
     this.snapRoot = join(this.base, 'snap');
     this.config = join(this.base, 'rundird.yaml');
-    mkdirSync(this.runtimeRoot, { recursive: true });
+    // As on a real system, users can reach the runtime root (mkdtemp's 0700 would stop them).
+    chmodSync(this.base, 0o755);
+    mkdirSync(this.runtimeRoot, { recursive: true, mode: 0o755 });
     mkdirSync(this.snapRoot);
     writeFileSync(this.config, 'snap-removal-grace: 0\n');
   }
