@@ -8,7 +8,7 @@ import type { Config } from '../config/config.js';
 import { filterFor, parseUid, uidSelected } from '../config/config.js';
 import { applyPlan, type Outcome } from '../effects/apply.js';
 import { ensureRuntimeRoot } from '../effects/root.js';
-import { close, openTrustedDir } from '../effects/safefs.js';
+import { close, fstat, openTrustedDir } from '../effects/safefs.js';
 import { logEvent, type Log } from '../journal/logger.js';
 import { ABSENT, lifecycleEvent, needsRearm, type Observed } from '../reconcile/lifecycle.js';
 import { fmtMode, namesToRead, plan, type Plan, type Problem } from '../reconcile/planner.js';
@@ -51,12 +51,17 @@ export class Daemon {
   private readonly findmnt: string;
 
   private rootFd: number | null = null;
+  /** st_dev of the runtime root: a rundir on another device is a mount point. */
+  private rootDev = -1;
+  private mountsReadThisPass = false;
   private rootMountId: number | null = null;
   private mounts: MountSnapshot = { top: new Map(), errors: [] };
   private readonly records = new Map<number, Map<string, CreatedRecord>>();
   private readonly observed = new Map<number, Observed>();
   private readonly reported = new Map<number, Map<string, Problem>>();
   private readonly watchers = new Map<number, Subscription>();
+  /** Rundirs whose watch is (re-)armed once the pending writes are done. */
+  private readonly toArm = new Map<number, string>();
   private readonly retries = new Map<number, number>();
   private readonly inventory = new Inventory();
   private inventoryTimer: NodeJS.Timeout | null = null;
@@ -114,6 +119,7 @@ export class Daemon {
   reload(next: Config): void {
     const prev = this.cfg;
     this.cfg = next;
+    this.wantedCache.clear();
     const rootsChanged = prev.runtimeRoot !== next.runtimeRoot || prev.snapRoot !== next.snapRoot || prev.mountinfo !== next.mountinfo;
     if (rootsChanged) {
       this.stopSources();
@@ -158,6 +164,7 @@ export class Daemon {
   private openRoot(): void {
     ensureRuntimeRoot(this.cfg.runtimeRoot);
     this.rootFd = openTrustedDir(this.cfg.runtimeRoot);
+    this.rootDev = fstat(this.rootFd).dev;
   }
 
   private startSources(): void {
@@ -211,6 +218,7 @@ export class Daemon {
   }
 
   private disarmRundirWatch(uid: number): void {
+    this.toArm.delete(uid);
     this.watchers.get(uid)?.unsubscribe();
     this.watchers.delete(uid);
   }
@@ -260,6 +268,10 @@ export class Daemon {
       setImmediate(() => this.pass());
       return;
     }
+    // Writes first, watches after: a new watch's 'ready' marks its UID dirty, so whatever
+    // changed before it was armed is read again.
+    for (const [uid, path] of this.toArm) this.armRundirWatch(uid, path);
+    this.toArm.clear();
     this.scheduled = false;
     for (const w of this.idleWaiters.splice(0)) w();
   }
@@ -270,7 +282,10 @@ export class Daemon {
       this.snapsDirty = false;
       this.refreshInventory();
     }
-    if (this.mountsDirty || this.dirty.size > 0 || this.allDirty) this.refreshMounts();
+    this.mountsReadThisPass = false;
+    // The table changes only with a mount hint; a rundir whose device disagrees with the
+    // table (the hint still on its way) has it read again in reconcile().
+    if (this.mountsDirty || this.allDirty) this.refreshMounts();
     if (this.allDirty) {
       this.allDirty = false;
       for (const uid of this.listRuntimeRoot()) this.dirty.add(uid);
@@ -278,13 +293,18 @@ export class Daemon {
     }
   }
 
-  private refreshMounts(): void {
+  private readMountTable(): void {
+    this.mountsReadThisPass = true;
     try {
       this.mounts = readMounts(this.cfg.mountinfo);
       for (const err of this.mounts.errors) this.log.warn({ source: 'mounts' }, err);
     } catch (e) {
       this.sourceError('mounts', e as Error);
     }
+  }
+
+  private refreshMounts(): void {
+    this.readMountTable();
     if (!this.mountsDirty) return;
     this.mountsDirty = false;
     const rootMount = mountAt(this.mounts, this.cfg.runtimeRoot)?.id ?? null;
@@ -336,6 +356,7 @@ export class Daemon {
     const changed = this.inventory.update(scan, now, this.cfg.snapRemovalGrace * 1000);
     this.armInventoryTimer();
     if (!changed) return;
+    this.wantedCache.clear();
     const added = [...this.inventory.present].filter((i) => !before.has(i));
     const departing = [...before].filter((i) => !this.inventory.present.has(i));
     logEvent(this.log, 'snaps-changed', { added, departing, installed: this.inventory.present.size }, `snap instances: ${this.inventory.present.size} installed` + (added.length ? `, added ${added.join(' ')}` : '') + (departing.length ? `, gone ${departing.join(' ')}` : ''));
@@ -357,10 +378,19 @@ export class Daemon {
 
   // ---- one UID -------------------------------------------------------------------------------
 
+  private readonly wantedCache = new Map<number, string[]>();
+
+  /** Instances that get a private dir in this UID's rundir; cached until config or inventory change. */
   private wantedFor(uid: number): string[] {
-    if (!uidSelected(this.cfg, uid)) return [];
-    const f = filterFor(this.cfg, uid);
-    return [...this.inventory.present].filter((i) => matchesAny(i, f.include) && !matchesAny(i, f.exclude));
+    const hit = this.wantedCache.get(uid);
+    if (hit) return hit;
+    let out: string[] = [];
+    if (uidSelected(this.cfg, uid)) {
+      const f = filterFor(this.cfg, uid);
+      out = [...this.inventory.present].filter((i) => matchesAny(i, f.include) && !matchesAny(i, f.exclude));
+    }
+    this.wantedCache.set(uid, out);
+    return out;
   }
 
   private reconcile(uid: number): void {
@@ -368,7 +398,12 @@ export class Daemon {
     const wanted = this.wantedFor(uid);
     const departing = this.inventory.departingSet();
     const names = namesToRead(wanted, departing, this.inventory.removed, created);
-    const actual = readRundir(this.cfg.runtimeRoot, uid, names, this.mounts);
+    let actual = readRundir(this.cfg.runtimeRoot, uid, names, this.mounts);
+    const onOwnDevice = actual.node?.kind === 'dir' && actual.node.dev !== this.rootDev;
+    if (actual.node?.kind === 'dir' && onOwnDevice !== (actual.mount !== null) && !this.mountsReadThisPass) {
+      this.readMountTable();
+      actual = { ...actual, mount: mountAt(this.mounts, actual.path) };
+    }
     const p = plan({ uid, actual, wanted, departing, removed: this.inventory.removed, created, selfUid: this.selfUid });
 
     const prev = this.observed.get(uid) ?? ABSENT;
@@ -379,8 +414,11 @@ export class Daemon {
       logEvent(this.log, ev, { uid, path: actual.path, status: next.status, previous: prev.status, mount_id: next.mountId }, `${actual.path}: ${prev.status} → ${next.status}${why}`);
     }
     const live = p.status === 'plain' || p.status === 'tmpfs' || p.status === 'mounted';
-    if (live && (needsRearm(prev, next) || !this.watchers.has(uid))) this.armRundirWatch(uid, actual.path);
-    if (!live) this.disarmRundirWatch(uid);
+    if (live && (needsRearm(prev, next) || !this.watchers.has(uid))) this.toArm.set(uid, actual.path);
+    if (!live) {
+      this.toArm.delete(uid);
+      this.disarmRundirWatch(uid);
+    }
     if (next.status === 'absent') this.observed.delete(uid);
     else this.observed.set(uid, next);
 
@@ -465,3 +503,4 @@ export class Daemon {
     );
   }
 }
+

@@ -43,7 +43,8 @@ function mkdirPrivate(rundirFd: number, a: Extract<Action, { op: 'mkdir' }>, sel
       return fail(a, 'EPERM', `replaced right after mkdir by a directory of uid ${st.uid}; left untouched`, true);
     }
     fchown(fd, a.owner, a.group);
-    fchmod(fd, PRIVATE_DIR_MODE);
+    // chown clears no bits on a directory, and with any usual umask mkdir gave 0700 already.
+    if ((st.mode & 0o7777) !== PRIVATE_DIR_MODE) fchmod(fd, PRIVATE_DIR_MODE);
     return { action: a, ok: true as const, record: { ino: st.ino, dev: st.dev } };
   });
 }

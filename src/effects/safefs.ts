@@ -34,12 +34,7 @@ export function rmdirAt(dirfd: number, name: string): void {
 }
 
 export function lstatAt(dirfd: number, name: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(at(dirfd, name));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
+  return fs.lstatSync(at(dirfd, name), { throwIfNoEntry: false }) ?? null;
 }
 
 export const fstat = (fd: number): fs.Stats => fs.fstatSync(fd);

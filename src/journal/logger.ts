@@ -12,13 +12,31 @@ export interface LogFields {
   [k: string]: unknown;
 }
 
-export function createLogger(level: LevelWithSilent, dest: pino.DestinationStream = pino.destination({ fd: 1, sync: false, minLength: 0 })): Log {
+/**
+ * Records are buffered and written once per event-loop turn: a burst of thousands of records
+ * becomes a few writes, and a lone record is still out before the daemon waits again.
+ */
+export function createLogger(level: LevelWithSilent, dest: pino.DestinationStream & { flush?: () => void } = pino.destination({ fd: 1, sync: false, minLength: 8192 })): Log {
+  let flushScheduled = false;
+  const flush = () => {
+    flushScheduled = false;
+    dest.flush?.();
+  };
   return pino(
     {
       level,
       base: { SYSLOG_IDENTIFIER: 'rundird' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args);
+          if (!flushScheduled) {
+            flushScheduled = true;
+            setImmediate(flush);
+          }
+        },
+      },
     },
     dest,
   );

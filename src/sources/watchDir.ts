@@ -15,9 +15,14 @@ export type DirEvent =
 export interface WatchDirOptions {
   /** 0: the directory's own entries; 1: also the entries of its subdirectories. */
   depth: number;
+  /**
+   * Only the raw inotify events of the directory itself: chokidar then keeps no per-entry
+   * state (no stat, no watch of its own on every file), which is most of its cost.
+   */
+  rawOnly?: boolean;
 }
 
-export function watchDir(dir: string, opts: WatchDirOptions = { depth: 0 }): Observable<DirEvent> {
+export function watchDir(dir: string, opts: WatchDirOptions = { depth: 0, rawOnly: true }): Observable<DirEvent> {
   return new Observable<DirEvent>((sub) => {
     const w = watch(dir, {
       depth: opts.depth,
@@ -26,6 +31,7 @@ export function watchDir(dir: string, opts: WatchDirOptions = { depth: 0 }): Obs
       // atomic would hold back unlink events for 100 ms; we want every hint at once.
       atomic: false,
       persistent: true,
+      ...(opts.rawOnly ? { ignored: (p: string) => p !== dir } : {}),
     });
     w.on('all', (type, path) => {
       const name = relative(dir, path);

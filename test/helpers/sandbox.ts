@@ -133,6 +133,12 @@ export class DaemonProcess {
     return hit;
   }
 
+  /** Waits until at least n records of this event have arrived (records may trail the files on disk). */
+  async waitForCount(name: string, n: number, pred: (l: LogLine) => boolean = () => true): Promise<LogLine[]> {
+    await waitFor(() => this.events(name).filter(pred).length >= n || this.exitCode !== null, `${n} × ${name}`);
+    return this.events(name).filter(pred);
+  }
+
   wait(): Promise<number | null> {
     return this.exited;
   }

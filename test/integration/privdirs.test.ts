@@ -1,6 +1,6 @@
 // The real daemon on a temporary tree: private dirs follow rundirs, removals and the snap inventory.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdirSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, renameSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, rootOnly, stat, waitFor } from '../helpers/sandbox.js';
 
@@ -36,7 +36,7 @@ describe('private dirs', () => {
     d = await DaemonProcess.start(sb);
     sb.makeRundir();
     await waitFor(() => ['firefox', 'hello-world', 'ubuntu-frame_kiosk'].every((s) => isPrivate(sb.privateDir(s))), 'private dirs');
-    const created = d.events('privdir-created');
+    const created = await d.waitForCount('privdir-created', 3);
     expect(created.map((l) => l.instance).sort()).toEqual(['firefox', 'hello-world', 'ubuntu-frame_kiosk']);
     expect(created[0]).toMatchObject({ uid: USER, owner: USER, group: GROUP, mode: '0700' });
     expect(d.events('rundir-appeared')[0]).toMatchObject({ uid: USER, status: 'plain' });
@@ -72,7 +72,7 @@ describe('private dirs', () => {
     const left = await d.waitForEvent('privdir-left', (l) => l.instance === 'firefox');
     expect(left.msg).toContain('not empty');
     expect(stat(`${sb.privateDir('firefox')}/state`)).not.toBeNull();
-    expect(d.events('privdir-removed').map((l) => l.instance)).toEqual(['hello-world']);
+    expect((await d.waitForCount('privdir-removed', 1)).map((l) => l.instance)).toEqual(['hello-world']);
   });
 
   it('never removes a private dir it did not make', async () => {
@@ -127,11 +127,12 @@ describe('private dirs', () => {
   it('handles a rundir removed and made again', async () => {
     sb.makeRundir();
     d = await DaemonProcess.start(sb);
-    execFileSync('rm', ['-rf', sb.rundir()]);
+    // Moved away first: rm -rf in place races the daemon re-making dirs in it (as it should).
+    renameSync(sb.rundir(), `${sb.base}/trash`);
     await d.waitForEvent('rundir-removed');
     sb.makeRundir();
     await waitFor(() => isPrivate(sb.privateDir('firefox')), 'dirs in the new rundir');
-    expect(d.events('rundir-appeared')).toHaveLength(2);
+    expect(await d.waitForCount('rundir-appeared', 2)).toHaveLength(2);
   });
 });
 

@@ -1,0 +1,241 @@
+// npm run bench: rundird against today's baseline (a shell loop on inotifywait doing
+// mkdir/chown/chmod), on a tmpfs as /run/user is. Prints one JSON object. Needs root: the
+// rundirs belong to many different users.
+//   --trials N (default 200)  --burst N (default 1000)  --instances N (default 20)
+//   --idle-seconds N (default 10)  --no-baseline
+// BENCH_PROF=1 writes a CPU profile of the daemon to /tmp/prof.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values: opt } = parseArgs({
+  options: {
+    trials: { type: 'string', default: '200' },
+    burst: { type: 'string', default: '1000' },
+    instances: { type: 'string', default: '20' },
+    'idle-seconds': { type: 'string', default: '10' },
+    'no-baseline': { type: 'boolean', default: false },
+  },
+});
+const TRIALS = Number(opt.trials);
+const BURST = Number(opt.burst);
+const N_INST = Number(opt.instances);
+const IDLE_S = Number(opt['idle-seconds']);
+const DAEMON = resolve(import.meta.dirname, '../src/bin/rundird.js');
+
+if (process.geteuid?.() !== 0) {
+  process.stderr.write('bench: needs root (rundirs of many users, a tmpfs to run on)\n');
+  process.exit(2);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const instances = Array.from({ length: N_INST }, (_, i) => `bench-snap${i}`);
+const names = instances.map((i) => `snap.${i}`);
+
+/** A fresh tmpfs with run/user, a staging dir on the same filesystem, and a snap root. */
+function makeTree(tag: string): { base: string; root: string; staging: string; snap: string; config: string } {
+  const base = mkdtempSync(`/tmp/rundird-bench-${tag}-`);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512m,nr_inodes=200k,mode=0755', 'tmpfs', base]);
+  const t = { base, root: join(base, 'run/user'), staging: join(base, 'staging'), snap: join(base, 'snap'), config: join(base, 'rundird.yaml') };
+  mkdirSync(t.root, { recursive: true });
+  mkdirSync(t.staging);
+  for (const i of instances) {
+    mkdirSync(join(t.snap, i, 'x1'), { recursive: true });
+    symlinkSync('x1', join(t.snap, i, 'current'));
+  }
+  writeFileSync(t.config, '');
+  return t;
+}
+
+function dropTree(base: string): void {
+  execFileSync('umount', ['-l', base]);
+  rmSync(base, { recursive: true, force: true });
+}
+
+function stageRundir(staging: string, uid: number): string {
+  const p = join(staging, String(uid));
+  mkdirSync(p, { mode: 0o700 });
+  chownSync(p, uid, uid);
+  return p;
+}
+
+/** Time from a rundir appearing (rename into the root) until all private dirs exist in it. */
+async function oneLatency(t: ReturnType<typeof makeTree>, uid: number): Promise<number> {
+  const staged = stageRundir(t.staging, uid);
+  const seen = new Set<string>();
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  let t1 = 0n;
+  const w = watch(staged, (_ev, name) => {
+    if (name && names.includes(name)) seen.add(name);
+    if (seen.size === names.length && t1 === 0n) {
+      t1 = process.hrtime.bigint();
+      done();
+    }
+  });
+  const t0 = process.hrtime.bigint();
+  renameSync(staged, join(t.root, String(uid)));
+  const timeout = setTimeout(done, 10_000);
+  await finished;
+  clearTimeout(timeout);
+  w.close();
+  if (t1 === 0n) throw new Error(`uid ${uid}: private dirs did not all appear within 10 s`);
+  return Number(t1 - t0) / 1e6;
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return Number(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(3));
+}
+
+async function latency(t: ReturnType<typeof makeTree>, baseUid: number): Promise<{ p50_ms: number; p99_ms: number; max_ms: number; trials: number }> {
+  const xs: number[] = [];
+  for (let i = 0; i < TRIALS; i++) {
+    xs.push(await oneLatency(t, baseUid + i));
+    await sleep(5);
+  }
+  return { p50_ms: pct(xs, 50), p99_ms: pct(xs, 99), max_ms: pct(xs, 100), trials: xs.length };
+}
+
+/** BURST rundirs renamed in at once; time until every private dir of every one exists. */
+async function burst(t: ReturnType<typeof makeTree>, baseUid: number): Promise<{ rundirs: number; dirs: number; seconds: number }> {
+  const uids = Array.from({ length: BURST }, (_, i) => baseUid + i);
+  for (const u of uids) stageRundir(t.staging, u);
+  const t0 = process.hrtime.bigint();
+  for (const u of uids) renameSync(join(t.staging, String(u)), join(t.root, String(u)));
+  // Walk forward through the expected dirs, never re-checking one already seen.
+  let pos = 0;
+  const total = uids.length * names.length;
+  const deadline = Date.now() + 600_000;
+  while (pos < total) {
+    const u = uids[Math.floor(pos / names.length)]!;
+    if (existsSync(join(t.root, String(u), names[pos % names.length]!))) {
+      pos++;
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`burst: ${pos}/${total} dirs after 600 s`);
+    await sleep(2);
+  }
+  return { rundirs: BURST, dirs: total, seconds: Number((Number(process.hrtime.bigint() - t0) / 1e9).toFixed(3)) };
+}
+
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(f[11]) + Number(f[12]); // utime + stime
+}
+
+function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number((Number(m[1]) / 1024).toFixed(1)) : NaN;
+}
+
+async function idleCpu(pid: number): Promise<{ seconds: number; cpu_seconds: number; cpu_percent: number }> {
+  const hz = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  // Let the work after the burst (arming a thousand watches) finish before idling is measured.
+  let last = cpuTicks(pid);
+  for (let i = 0; i < 30; i++) {
+    await sleep(500);
+    const now = cpuTicks(pid);
+    if (now === last) break;
+    last = now;
+  }
+  const a = cpuTicks(pid);
+  await sleep(IDLE_S * 1000);
+  const cpu = (cpuTicks(pid) - a) / hz;
+  return { seconds: IDLE_S, cpu_seconds: cpu, cpu_percent: Number(((cpu / IDLE_S) * 100).toFixed(3)) };
+}
+
+async function waitReady(t: ReturnType<typeof makeTree>): Promise<void> {
+  // Ready when a probe rundir gets its dirs: both contenders are measured from a warm start.
+  await oneLatency(t, 99_999);
+}
+
+async function runContender(name: string, start: (t: ReturnType<typeof makeTree>) => Promise<ChildProcess>): Promise<Record<string, unknown>> {
+  const t = makeTree(name);
+  const child = await start(t);
+  try {
+    await waitReady(t);
+    const lat = await latency(t, 10_000);
+    const b = await burst(t, 100_000);
+    const idle = await idleCpu(child.pid!);
+    return { latency: lat, burst: b, idle, peak_rss_mib: peakRssMiB(child.pid!) };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    dropTree(t.base);
+  }
+}
+
+async function startRundird(t: ReturnType<typeof makeTree>): Promise<ChildProcess> {
+  return spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), DAEMON, '--config', t.config, '--runtime-root', t.root, '--snap-root', t.snap], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+const BASELINE_SH = `
+root="$1"; shift; instances="$*"
+inotifywait -m -e create -e moved_to --format '%f' "$root" | while read -r uid; do
+  case "$uid" in ''|*[!0-9]*) continue ;; esac
+  for i in $instances; do
+    d="$root/$uid/snap.$i"
+    mkdir -p "$d" && chown "$uid:$uid" "$d" && chmod 0700 "$d"
+  done
+done`;
+
+async function startBaseline(t: ReturnType<typeof makeTree>): Promise<ChildProcess> {
+  const child = spawn('sh', ['-c', BASELINE_SH, 'baseline', t.root, ...instances], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  await new Promise<void>((resolveReady, reject) => {
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('Watches established')) resolveReady();
+    });
+    child.on('exit', () => reject(new Error(`baseline exited: ${err}`)));
+  });
+  // The whole pipeline (sh, inotifywait, the loop) is stopped as a group.
+  const kill = child.kill.bind(child);
+  child.kill = (sig?: NodeJS.Signals | number) => {
+    try {
+      process.kill(-child.pid!, sig ?? 'SIGTERM');
+      return true;
+    } catch {
+      return kill(sig);
+    }
+  };
+  return child;
+}
+
+async function main(): Promise<void> {
+  const out: Record<string, unknown> = {
+    machine: { cpus: (await import('node:os')).cpus().length, node: process.version, fs: 'tmpfs' },
+    scenario: { instances: N_INST, latency_trials: TRIALS, burst_rundirs: BURST, idle_seconds: IDLE_S },
+    targets: { p99_ms: 2, burst_s: 1, idle_cpu: '≈0', burst_speedup_vs_baseline: 50 },
+  };
+  const r = await runContender('rundird', startRundird);
+  out.rundird = r;
+  if (!opt['no-baseline']) {
+    try {
+      execFileSync('sh', ['-c', 'command -v inotifywait']);
+    } catch {
+      process.stderr.write('bench: no inotifywait (apt-get install inotify-tools); baseline skipped\n');
+      out.baseline = null;
+    }
+    if (out.baseline !== null) {
+      const b = await runContender('baseline', startBaseline);
+      out.baseline = b;
+      const rl = r.latency as { p50_ms: number; p99_ms: number };
+      const bl = b.latency as { p50_ms: number; p99_ms: number };
+      out.speedup = {
+        latency_p50: Number((bl.p50_ms / rl.p50_ms).toFixed(1)),
+        latency_p99: Number((bl.p99_ms / rl.p99_ms).toFixed(1)),
+        burst: Number(((b.burst as { seconds: number }).seconds / (r.burst as { seconds: number }).seconds).toFixed(1)),
+      };
+    }
+  }
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
+
