@@ -55,6 +55,8 @@ export class Daemon {
   private rootDev = -1;
   private mountsReadThisPass = false;
   private rootMountId: number | null = null;
+  /** Whether rootMountId has been read since the root was opened (the first read only records it). */
+  private rootMountKnown = false;
   private mounts: MountSnapshot = { top: new Map(), errors: [] };
   private readonly records = new Map<number, Map<string, CreatedRecord>>();
   private readonly observed = new Map<number, Observed>();
@@ -165,6 +167,7 @@ export class Daemon {
     ensureRuntimeRoot(this.cfg.runtimeRoot);
     this.rootFd = openTrustedDir(this.cfg.runtimeRoot);
     this.rootDev = fstat(this.rootFd).dev;
+    this.rootMountKnown = false;
   }
 
   private startSources(): void {
@@ -308,17 +311,19 @@ export class Daemon {
     if (!this.mountsDirty) return;
     this.mountsDirty = false;
     const rootMount = mountAt(this.mounts, this.cfg.runtimeRoot)?.id ?? null;
-    if (rootMount !== this.rootMountId) {
-      const first = this.rootMountId === null && this.rootFd !== null && this.subs.length > 0 && this.observed.size === 0;
+    if (!this.rootMountKnown) {
+      this.rootMountKnown = true;
       this.rootMountId = rootMount;
-      if (!first) {
-        // Something was mounted over the runtime root itself: every watch and descriptor is blind.
-        this.stopSources();
-        if (this.rootFd !== null) close(this.rootFd);
-        this.openRoot();
-        this.startSources();
-        this.allDirty = true;
-      }
+    } else if (rootMount !== this.rootMountId) {
+      // Something was mounted over the runtime root itself (or taken off it): every watch and
+      // descriptor of the old one is blind to the new.
+      this.rootMountId = rootMount;
+      logEvent(this.log, 'runtime-root-remounted', { path: this.cfg.runtimeRoot, mount_id: rootMount }, `${this.cfg.runtimeRoot}: ${rootMount === null ? 'mount taken off' : 'new mount on it'}; watching it afresh`);
+      this.stopSources();
+      if (this.rootFd !== null) close(this.rootFd);
+      this.openRoot();
+      this.startSources();
+      this.allDirty = true;
     }
     const prefix = this.cfg.runtimeRoot.endsWith('/') ? this.cfg.runtimeRoot : this.cfg.runtimeRoot + '/';
     for (const [point, m] of this.mounts.top) {

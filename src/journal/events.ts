@@ -20,6 +20,7 @@ export const EVENTS = {
   'privdir-removed': { id: '3c2b9f87887245c79385ef59aad12592', priority: 6, summary: 'snap private directory removed' },
   'privdir-left': { id: 'e9e146dcdc7a4d868aa502df72f9df29', priority: 5, summary: 'snap private directory left in place' },
   'snaps-changed': { id: 'a1c5107544684f7d83c43763970c7b28', priority: 6, summary: 'snap inventory changed' },
+  'runtime-root-remounted': { id: '560718797fa949a094177ba83afe0d37', priority: 5, summary: 'a filesystem was mounted over the runtime root, or taken off it' },
   'source-degraded': { id: '6e56dfdd4ac44f8ebb52e65898d18089', priority: 4, summary: 'an event source failed; rundird carries on without it' },
   'source-error': { id: '255d7e8a767e4512aa1a0c8fab3527f1', priority: 4, summary: 'an event source reported an error' },
 } as const;

@@ -1,6 +1,6 @@
 // The real daemon on a temporary tree: private dirs follow rundirs, removals and the snap inventory.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdirSync, renameSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { chownSync, mkdirSync, renameSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, rootOnly, stat, waitFor } from '../helpers/sandbox.js';
 
@@ -158,6 +158,17 @@ describe('a tmpfs mounted over a rundir', () => {
     // The plain directory underneath kept its own; take one away to see the watch there too.
     rmdirSync(sb.privateDir('hello-world'));
     await waitFor(() => isPrivate(sb.privateDir('hello-world')), 're-creation after the umount');
+  });
+
+  it.skipIf(rootOnly('a tmpfs mounted over the runtime root'))('follows a tmpfs mounted over the runtime root itself', async () => {
+    d = await DaemonProcess.start(sb);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755,size=1m', 'tmpfs', sb.runtimeRoot]);
+    mounted.push(sb.runtimeRoot);
+    await d.waitForEvent('runtime-root-remounted');
+    // Inside the new tmpfs (so made in place, not renamed in): only a re-armed root watch sees it.
+    mkdirSync(sb.rundir(), { mode: 0o700 });
+    chownSync(sb.rundir(), USER, GROUP);
+    await waitFor(() => isPrivate(sb.privateDir('firefox')), 'dirs in a rundir on the new root');
   });
 
   it.skipIf(rootOnly('logind order: root-owned mkdir, then tmpfs'))('waits, without a warning, in a root-owned rundir until the tmpfs is on it', async () => {
