@@ -286,6 +286,7 @@ export class Daemon {
       this.refreshInventory();
     }
     this.mountsReadThisPass = false;
+    this.departingNow = null;
     // The table changes only with a mount hint; a rundir whose device disagrees with the
     // table (the hint still on its way) has it read again in reconcile().
     if (this.mountsDirty || this.allDirty) this.refreshMounts();
@@ -384,6 +385,8 @@ export class Daemon {
   // ---- one UID -------------------------------------------------------------------------------
 
   private readonly wantedCache = new Map<number, string[]>();
+  /** The departing set, built once per pass instead of once per UID. */
+  private departingNow: Set<string> | null = null;
 
   /** Instances that get a private dir in this UID's rundir; cached until config or inventory change. */
   private wantedFor(uid: number): string[] {
@@ -401,7 +404,7 @@ export class Daemon {
   private reconcile(uid: number): void {
     const created = this.records.get(uid) ?? new Map<string, CreatedRecord>();
     const wanted = this.wantedFor(uid);
-    const departing = this.inventory.departingSet();
+    const departing = this.departingNow ??= this.inventory.departingSet();
     const names = namesToRead(wanted, departing, this.inventory.removed, created);
     let actual = readRundir(this.cfg.runtimeRoot, uid, names, this.mounts);
     const onOwnDevice = actual.node?.kind === 'dir' && actual.node.dev !== this.rootDev;

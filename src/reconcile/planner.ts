@@ -1,7 +1,7 @@
 // The pure planner: from what should exist and what does (read afresh), the list of actions.
 // No I/O here; every rule of what rundird may touch is decided in this file.
 import type { CreatedRecord, NodeStat, RundirActual, RundirStatus } from '../world/types.js';
-import { privateDirName } from '../world/instances.js';
+import { instanceOfPrivateDir, privateDirName } from '../world/instances.js';
 
 export const PRIVATE_DIR_MODE = 0o700;
 
@@ -144,7 +144,8 @@ export function plan(input: PlanInput): Plan {
   }
 
   for (const [name, rec] of created) {
-    const instance = name.slice('snap.'.length);
+    const instance = instanceOfPrivateDir(name);
+    if (instance === null) continue; // records hold only names rundird made from instances
     if (wanted.has(instance) || input.departing.has(instance)) continue;
     const e = actual.entries.get(name) ?? null;
     if (sameNode(rec, e)) {
