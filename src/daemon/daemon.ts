@@ -460,7 +460,7 @@ export class Daemon {
         created.delete(a.name);
         return { code: 'privdir-left', name: a.name, instance: a.instance, detail: `snap ${a.instance} is gone; ${path} ${o.detail}` };
       }
-      return { code: 'privdir-not-dir', name: a.name, instance: a.instance, detail: `${path}: ${a.op} failed: ${o.code} ${o.detail}` };
+      return { code: 'privdir-write-failed', name: a.name, instance: a.instance, detail: `${path}: ${a.op} failed: ${o.code} ${o.detail}` };
     }
     const f = { uid, path, instance: a.instance };
     if (a.op === 'mkdir') {

@@ -38,7 +38,8 @@ export type ProblemCode =
   | 'privdir-symlink'
   | 'privdir-not-dir'
   | 'privdir-foreign-owner'
-  | 'privdir-left';
+  | 'privdir-left'
+  | 'privdir-write-failed';
 
 export interface Problem {
   code: ProblemCode;

@@ -171,6 +171,18 @@ describe('a tmpfs mounted over a rundir', () => {
     await waitFor(() => isPrivate(sb.privateDir('firefox')), 'dirs in a rundir on the new root');
   });
 
+  it.skipIf(rootOnly('a read-only tmpfs over a rundir'))('reports a write that fails for another reason once, as such', async () => {
+    d = await DaemonProcess.start(sb);
+    const rd = sb.rundir();
+    mkdirSync(rd, { mode: 0o700 });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `ro,mode=0700,uid=${USER},gid=${GROUP},size=1m`, 'tmpfs', rd]);
+    mounted.push(rd);
+    const r = await d.waitForEvent('privdir-refused', (l) => l.instance === 'firefox');
+    expect(r.reason).toBe('privdir-write-failed');
+    expect(r.msg).toContain('EROFS');
+    expect(d.exitCode).toBeNull();
+  });
+
   it.skipIf(rootOnly('logind order: root-owned mkdir, then tmpfs'))('waits, without a warning, in a root-owned rundir until the tmpfs is on it', async () => {
     d = await DaemonProcess.start(sb);
     const rd = sb.rundir();
