@@ -1,0 +1,98 @@
+// End to end: real systemd, logind, D-Bus and PAM sessions in a container; the daemon under the
+// project's own unit file. Timings are printed, never asserted.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { Container, PROJECT, cannotBoot } from './container.js';
+
+const why = cannotBoot();
+if (why) {
+  // Never a silent pass: CI fails, a developer's run says so.
+  if (process.env.CI) throw new Error(`e2e: cannot boot a container here: ${why}`);
+  process.stderr.write(`SKIPPED (e2e): cannot boot a container here: ${why}\n`);
+}
+
+const UID = 4242;
+const RD = `/run/user/${UID}`;
+const SNAPS = ['hello-world', 'ubuntu-frame_kiosk'];
+const timings: Record<string, number> = {};
+let c: Container;
+let session = 0;
+
+const privateDirsOk = `for s in ${SNAPS.join(' ')}; do test "$(stat -c %U:%a ${RD}/snap.$s 2>/dev/null)" = e2euser:700 || exit 1; done`;
+const login = () => c.exec(`systemd-run --quiet --unit=e2e-session-${++session} -p PAMName=login -p User=e2euser sleep infinity`);
+const logout = () => c.exec(`systemctl stop e2e-session-${session}`);
+
+describe.skipIf(why !== null)('real systemd, logind and PAM', () => {
+  beforeAll(async () => {
+    c = new Container();
+    const u = join(PROJECT, 'test/e2e/units');
+    try {
+      timings.boot_ms = await c.boot(
+        {
+          '/etc/systemd/system/rundird-e2e.target': join(u, 'rundird-e2e.target'),
+          '/etc/systemd/system/rundird.service': join(PROJECT, 'systemd/rundird.service'),
+          '/etc/systemd/system/rundird.service.d/project.conf': join(u, 'rundird-from-project.conf'),
+          '/etc/systemd/logind.conf.d/e2e.conf': join(u, 'logind-e2e.conf'),
+        },
+        'rundird-e2e.target',
+      );
+    } catch (e) {
+      await c.stop();
+      throw e;
+    }
+    c.exec(`useradd -m -u ${UID} -s /bin/sh e2euser`);
+    c.exec(SNAPS.map((s) => `mkdir -p /snap/${s}/x1 && ln -s x1 /snap/${s}/current`).join(' && '));
+    await c.waitUntil('systemctl is-active --quiet rundird', 'rundird active');
+  }, 120_000);
+
+  afterAll(async () => {
+    process.stdout.write(`e2e timings: ${JSON.stringify(timings)}\n`);
+    await c?.stop();
+  }, 60_000);
+
+  it('a login mounts a tmpfs and the private dirs are in it', async () => {
+    const t0 = Date.now();
+    login();
+    await c.waitUntil(privateDirsOk, 'private dirs after login');
+    timings.login_to_private_dirs_ms = Date.now() - t0;
+    expect(c.exec(`findmnt -n -o FSTYPE ${RD}`).trim()).toBe('tmpfs');
+    const log = c.exec('journalctl -u rundird -o cat');
+    expect(log).toContain('"event":"rundir-mounted"');
+    expect(log).toContain(`"path":"${RD}/snap.hello-world"`);
+  });
+
+  it('a private dir removed by hand comes back', async () => {
+    c.exec(`rmdir ${RD}/snap.hello-world`);
+    timings.removed_to_back_ms = await c.waitUntil(privateDirsOk, 're-creation');
+  });
+
+  it('a logout purges the rundir; a new login brings the dirs back', async () => {
+    const t0 = Date.now();
+    logout();
+    await c.waitUntil(`! test -e ${RD}`, 'the purge after UserStopDelaySec');
+    timings.logout_to_purged_ms = Date.now() - t0;
+    // logind's stop job must not have been upset by rundird (it re-makes nothing in a purge).
+    expect(c.exec(`systemctl show -p Result --value user-runtime-dir@${UID}.service`).trim()).toBe('success');
+    login();
+    await c.waitUntil(privateDirsOk, 'private dirs after the second login');
+  });
+
+  it('SIGKILL: Restart= brings it back and it converges', async () => {
+    const before = c.exec('systemctl show -p MainPID --value rundird').trim();
+    c.exec('systemctl kill -s KILL rundird');
+    const t0 = Date.now();
+    await c.waitUntil(`test "$(systemctl show -p MainPID --value rundird)" != ${before} && systemctl is-active --quiet rundird`, 'a restarted rundird', 20_000);
+    timings.kill_to_restarted_ms = Date.now() - t0;
+    c.exec(`rmdir ${RD}/snap.ubuntu-frame_kiosk`);
+    await c.waitUntil(privateDirsOk, 'convergence after the restart');
+  });
+
+  it('systemctl stop and start: what changed while it was stopped is put right', async () => {
+    c.exec('systemctl stop rundird');
+    c.exec(`rmdir ${RD}/snap.hello-world`);
+    expect(c.tryExec(`test -e ${RD}/snap.hello-world`)).toBe(false);
+    c.exec('systemctl start rundird');
+    await c.waitUntil(privateDirsOk, 'convergence after start');
+    logout();
+  });
+});
