@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { EXIT, USAGE, UsageError, parseCli, type Cli } from '../daemon/cli.js';
 import { createLogger, logEvent } from '../journal/logger.js';
+import { createNotifier } from '../daemon/notify.js';
 import { VERSION } from '../version.js';
 
 function fatal(msg: string, code: number): never {
@@ -52,13 +53,24 @@ async function main(): Promise<void> {
   }
 
   const log = createLogger(cfg.logLevel);
-  const daemon = new Daemon(cfg, { log });
+  const notifier = createNotifier(process.env, (e) => log.warn({ err: e.message }, `sd_notify: ${e.message}`));
+  let lastStatus = '';
+  const daemon: Daemon = new Daemon(cfg, {
+    log,
+    onIdle: () => {
+      const s = daemon.summary();
+      if (notifier && s !== lastStatus) notifier.send({ STATUS: s });
+      lastStatus = s;
+    },
+  });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logEvent(log, 'daemon-stopping', { signal }, `stopping on ${signal}`);
+    notifier?.send({ STOPPING: '1', STATUS: `stopping on ${signal}` });
     await daemon.stop();
+    notifier?.close();
     log.flush();
     // Give the asynchronous log destination its last write.
     setImmediate(() => process.exit(EXIT.OK));
@@ -66,6 +78,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => {
+    notifier?.send({ RELOADING: '1' });
     try {
       const next = load(cli);
       daemon.reload(next);
@@ -75,6 +88,7 @@ async function main(): Promise<void> {
       const why = e instanceof Error ? e.message : String(e);
       logEvent(log, 'config-rejected', { config: cli.configPath, error: why }, `new configuration rejected, keeping the old one: ${why}`);
     }
+    notifier?.send({ READY: '1' });
   });
 
   try {
@@ -82,6 +96,9 @@ async function main(): Promise<void> {
   } catch (e) {
     fatal(`cannot start: ${(e as Error).message}`, EXIT.FAILURE);
   }
+  // Ready only now: the first full reconcile is done.
+  notifier?.send({ READY: '1', STATUS: daemon.summary(), MAINPID: String(process.pid) });
+  notifier?.startWatchdog();
   const st = daemon.state();
   logEvent(
     log,

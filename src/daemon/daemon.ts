@@ -26,6 +26,8 @@ export interface DaemonOptions {
   /** The daemon's effective uid; what a private dir it has made but not chowned yet is owned by. */
   selfUid?: number;
   findmnt?: string;
+  /** Called each time a pass leaves nothing pending (for sd_notify STATUS=). */
+  onIdle?: () => void;
 }
 
 export interface UidState {
@@ -49,6 +51,7 @@ export class Daemon {
   private readonly log: Log;
   private readonly selfUid: number;
   private readonly findmnt: string;
+  private readonly onIdle: (() => void) | undefined;
 
   private rootFd: number | null = null;
   /** st_dev of the runtime root: a rundir on another device is a mount point. */
@@ -83,6 +86,14 @@ export class Daemon {
     this.log = opts.log;
     this.selfUid = opts.selfUid ?? process.geteuid?.() ?? 0;
     this.findmnt = opts.findmnt ?? 'findmnt';
+    this.onIdle = opts.onIdle;
+  }
+
+  /** One line for systemctl status. */
+  summary(): string {
+    const st = this.state();
+    const problems = st.reduce((n, u) => n + u.problems.length, 0);
+    return `${this.mode} mode: ${st.length} rundirs, ${this.inventory.present.size} snap instances, ${problems} problems`;
   }
 
   get config(): Config {
@@ -276,6 +287,7 @@ export class Daemon {
     for (const [uid, path] of this.toArm) this.armRundirWatch(uid, path);
     this.toArm.clear();
     this.scheduled = false;
+    this.onIdle?.();
     for (const w of this.idleWaiters.splice(0)) w();
   }
 

@@ -50,6 +50,12 @@ describe.skipIf(why !== null)('real systemd, logind and PAM', () => {
     await c?.stop();
   }, 60_000);
 
+  it('runs as Type=notify: ready, with a status line and watchdog pings', async () => {
+    expect(c.exec('systemctl show -p Type --value rundird').trim()).toBe('notify');
+    expect(c.exec('systemctl show -p StatusText --value rundird')).toMatch(/inotify mode: \d+ rundirs, 2 snap instances/);
+    expect(c.exec('systemctl show -p WatchdogUSec --value rundird').trim()).toBe('30s');
+  });
+
   it('a login mounts a tmpfs and the private dirs are in it', async () => {
     const t0 = Date.now();
     login();
