@@ -6,6 +6,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { EXIT, USAGE, UsageError, parseCli, type Cli } from '../daemon/cli.js';
 import { createLogger, logEvent } from '../journal/logger.js';
 import { createNotifier } from '../daemon/notify.js';
+import { systemBusAddress } from '../sources/dbus/bus.js';
 import { VERSION } from '../version.js';
 
 function fatal(msg: string, code: number): never {
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
   let lastStatus = '';
   const daemon: Daemon = new Daemon(cfg, {
     log,
+    busAddress: cli.noLogind ? null : systemBusAddress(process.env),
     onIdle: () => {
       const s = daemon.summary();
       if (notifier && s !== lastStatus) notifier.send({ STATUS: s });
@@ -104,8 +106,11 @@ async function main(): Promise<void> {
     log,
     'daemon-started',
     { version: VERSION, mode: daemon.mode, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
-    `rundird ${VERSION} running in ${daemon.mode} mode (inotify and the mount table; no logind): ${st.length} rundirs under ${cfg.runtimeRoot}, ${daemon.instances().present.length} snap instances`,
+    `rundird ${VERSION} running in ${daemon.mode} mode (${daemon.mode === 'logind' ? 'logind and systemd over D-Bus, inotify and the mount table' : cli.noLogind ? 'inotify and the mount table; D-Bus not used (--no-logind)' : 'inotify and the mount table; no logind on the bus, switching when it appears'}): ${st.length} rundirs under ${cfg.runtimeRoot}, ${daemon.instances().present.length} snap instances`,
   );
 }
+
+// dbus-next rethrows a failed Hello inside a promise nobody holds: say it, do not die of it.
+process.on('unhandledRejection', (e: unknown) => process.stderr.write(`rundird: unhandled rejection: ${(e as Error)?.stack ?? String(e)}\n`));
 
 main().catch((e: unknown) => fatal(`unexpected error: ${(e as Error)?.stack ?? String(e)}`, EXIT.FAILURE));

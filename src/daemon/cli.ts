@@ -13,10 +13,12 @@ Options:
   --runtime-root DIR   the runtime directories' parent (default /run/user)
   --snap-root DIR      the snap mount dir (default /snap)
   --mountinfo FILE     the mount table (default /proc/self/mountinfo)
+  --no-logind          do not use the system bus (inotify and the mount table only)
   --check-config       validate the configuration, print it, and exit
   --version            print the version and exit
   --help               print this help and exit
 
+The system bus is $DBUS_SYSTEM_BUS_ADDRESS, or unix:path=/run/dbus/system_bus_socket.
 Signals: SIGHUP reloads the configuration (a bad file keeps the old one); SIGTERM stops.
 Exit codes: 0 stopped cleanly, 1 failure, 64 bad command line, 78 bad configuration.`;
 
@@ -25,6 +27,7 @@ export interface Cli {
   configExplicit: boolean;
   overrides: Overrides;
   checkConfig: boolean;
+  noLogind: boolean;
   version: boolean;
   help: boolean;
 }
@@ -44,6 +47,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): Cli {
         'snap-root': { type: 'string' },
         mountinfo: { type: 'string' },
         'check-config': { type: 'boolean' },
+        'no-logind': { type: 'boolean' },
         version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -58,6 +62,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): Cli {
     configExplicit: values.config !== undefined || !!fromEnv,
     overrides: { 'runtime-root': values['runtime-root'], 'snap-root': values['snap-root'], mountinfo: values.mountinfo },
     checkConfig: values['check-config'] ?? false,
+    noLogind: values['no-logind'] ?? false,
     version: values.version ?? false,
     help: values.help ?? false,
   };

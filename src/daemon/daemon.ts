@@ -10,8 +10,11 @@ import { applyPlan, type Outcome } from '../effects/apply.js';
 import { ensureRuntimeRoot } from '../effects/root.js';
 import { close, fstat, openTrustedDir } from '../effects/safefs.js';
 import { logEvent, type Log } from '../journal/logger.js';
-import { ABSENT, lifecycleEvent, needsRearm, type Observed } from '../reconcile/lifecycle.js';
-import { fmtMode, namesToRead, plan, type Plan, type Problem } from '../reconcile/planner.js';
+import { ABSENT, holdWrites, lifecycleEvent, lifecycleState, needsRearm, type Observed } from '../reconcile/lifecycle.js';
+import { Logind, describe as describeSession } from '../sources/dbus/logind.js';
+import type { LifecycleState } from '../world/logind.js';
+import { Timelines, type TimelineEntry } from '../world/timeline.js';
+import { fmtMode, namesToRead, plan, rundirStatus as rundirStatusOf, type Problem } from '../reconcile/planner.js';
 import { watchMountTable } from '../sources/mounts.js';
 import { watchDir } from '../sources/watchDir.js';
 import { matchesAny } from '../world/instances.js';
@@ -19,7 +22,7 @@ import { mountAt, readMounts, readRundir, type MountSnapshot } from '../world/re
 import { Inventory, scanSnapRoot } from '../world/snaps.js';
 import type { CreatedRecord, RundirStatus } from '../world/types.js';
 
-export type Mode = 'inotify';
+export type Mode = 'inotify' | 'logind';
 
 export interface DaemonOptions {
   log: Log;
@@ -28,13 +31,19 @@ export interface DaemonOptions {
   findmnt?: string;
   /** Called each time a pass leaves nothing pending (for sd_notify STATUS=). */
   onIdle?: () => void;
+  /** The system bus to follow logind and systemd on; null: do not use D-Bus. */
+  busAddress?: string | null;
+  /** How long start() waits for logind's first answer before the first pass. */
+  busSettleMs?: number;
 }
 
 export interface UidState {
   uid: number;
   path: string;
   status: RundirStatus;
+  lifecycle: LifecycleState;
   mountId: number | null;
+  timeline: TimelineEntry[];
   privateDirs: string[];
   problems: Problem[];
 }
@@ -46,7 +55,10 @@ const MAX_FAST_RETRIES = 5;
 const RETRY_BACKOFF_MS = 200;
 
 export class Daemon {
-  readonly mode: Mode = 'inotify';
+  private logind: Logind | null = null;
+  private readonly timelines = new Timelines();
+  private readonly lifecycle = new Map<number, LifecycleState>();
+  private busDown = false;
   private cfg: Config;
   private readonly log: Log;
   private readonly selfUid: number;
@@ -87,6 +99,46 @@ export class Daemon {
     this.selfUid = opts.selfUid ?? process.geteuid?.() ?? 0;
     this.findmnt = opts.findmnt ?? 'findmnt';
     this.onIdle = opts.onIdle;
+    this.busAddress = opts.busAddress === undefined ? null : opts.busAddress;
+    this.busSettleMs = opts.busSettleMs ?? 3000;
+  }
+
+  private readonly busAddress: string | null;
+  private readonly busSettleMs: number;
+
+  get mode(): Mode {
+    return this.logind?.present ? 'logind' : 'inotify';
+  }
+
+  timeline(uid: number): TimelineEntry[] {
+    return this.timelines.get(uid);
+  }
+
+  private startLogind(): Logind | null {
+    if (this.busAddress === null) return null;
+    const l = new Logind(
+      {
+        dirty: (uid) => this.markDirty(uid),
+        dirtyAll: () => this.markAll(),
+        note: (uid, event, detail) => this.timelines.add(uid, event, detail),
+        error: (what, e) => {
+          const msg = e instanceof Error ? e.message : String(e);
+          if (what === 'bus') {
+            if (this.busDown) return; // said once per outage, not per retry
+            this.busDown = true;
+          }
+          logEvent(this.log, 'bus-error', { source: what, error: msg }, `${what}: ${msg}`);
+        },
+        presence: (name, present) => {
+          if (name === 'login1') this.busDown = false;
+          if (name !== 'login1') return;
+          logEvent(this.log, 'mode-changed', { mode: present ? 'logind' : 'inotify' }, present ? 'logind is on the bus: following it and systemd for the exact state of every rundir' : 'logind is not on the bus: running on inotify and the mount table alone');
+        },
+      },
+      this.busAddress,
+    );
+    l.start();
+    return l;
   }
 
   /** One line for systemctl status. */
@@ -103,6 +155,13 @@ export class Daemon {
   /** Starts the sources and resolves once the first full reconcile pass is done. */
   async start(): Promise<void> {
     this.openRoot();
+    this.logind = this.startLogind();
+    if (this.logind) {
+      // The first pass should know what logind knows; without a bus it goes on after a while.
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([this.logind.settled, new Promise<void>((r) => (t = setTimeout(r, this.busSettleMs)))]);
+      clearTimeout(t);
+    }
     this.startSources();
     this.snapsDirty = true;
     this.mountsDirty = true;
@@ -119,6 +178,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.logind?.stop();
     this.stopSources();
     if (this.inventoryTimer) clearTimeout(this.inventoryTimer);
     for (const t of this.retryTimers.values()) clearTimeout(t);
@@ -161,7 +221,9 @@ export class Daemon {
         uid,
         path: join(this.cfg.runtimeRoot, String(uid)),
         status: o.status,
+        lifecycle: this.lifecycle.get(uid) ?? 'live',
         mountId: o.mountId,
+        timeline: this.timelines.get(uid),
         privateDirs: [...(this.records.get(uid)?.keys() ?? [])].sort(),
         problems: [...(this.reported.get(uid)?.values() ?? [])],
       }))
@@ -424,7 +486,12 @@ export class Daemon {
       this.readMountTable();
       actual = { ...actual, mount: mountAt(this.mounts, actual.path) };
     }
-    const p = plan({ uid, actual, wanted, departing, removed: this.inventory.removed, created, selfUid: this.selfUid });
+    const status = rundirStatusOf(actual);
+    const facts = this.logind?.facts(uid) ?? { logind: false, user: null, job: null };
+    const state = lifecycleState(status, facts);
+    this.noteState(uid, state, actual.path);
+    const hold = holdWrites(state, status);
+    const p = plan({ uid, actual, wanted, departing, removed: this.inventory.removed, created, selfUid: this.selfUid, hold });
 
     const prev = this.observed.get(uid) ?? ABSENT;
     const next: Observed = { status: p.status, ino: actual.node?.ino ?? null, mountId: actual.mount?.id ?? null };
@@ -432,6 +499,7 @@ export class Daemon {
     if (ev) {
       const why = ev === 'rundir-refused' ? `; ${p.problems[0]?.detail ?? ''}, not written into` : '';
       logEvent(this.log, ev, { uid, path: actual.path, status: next.status, previous: prev.status, mount_id: next.mountId }, `${actual.path}: ${prev.status} → ${next.status}${why}`);
+      this.timelines.add(uid, ev, `${prev.status} → ${next.status}`);
     }
     const live = p.status === 'plain' || p.status === 'tmpfs' || p.status === 'mounted';
     if (live && (needsRearm(prev, next) || !this.watchers.has(uid))) this.toArm.set(uid, actual.path);
@@ -456,6 +524,29 @@ export class Daemon {
     else this.records.delete(uid);
     this.report(uid, actual.path, problems);
     this.retryIfStale(uid, stale);
+  }
+
+  /** Logs a lifecycle transition with its cause, once. */
+  private noteState(uid: number, state: LifecycleState, path: string): void {
+    const prev = this.lifecycle.get(uid) ?? 'absent';
+    if (state === 'absent') this.lifecycle.delete(uid);
+    else this.lifecycle.set(uid, state);
+    if (prev === state) return;
+    let cause = '';
+    const last = this.logind?.closedLast(uid);
+    if ((state === 'closing' || state === 'stopping' || (state === 'absent' && prev !== 'starting')) && last) {
+      cause = `after ${describeSession(last)} closed`;
+      const delay = this.logind?.stopDelayUSec;
+      if (state === 'closing' && delay) cause += `; removal due in ${Math.round(delay / 1e6)} s (UserStopDelaySec)`;
+    }
+    const session = state === 'closing' || state === 'stopping' ? last : undefined;
+    logEvent(
+      this.log,
+      'rundir-state',
+      { uid, path, state, previous: prev, cause, session_id: session?.id, session_service: session?.service, session_tty: session?.tty, session_remote_host: session?.remoteHost },
+      `${path}: ${prev} → ${state}${cause ? ` (${cause})` : ''}`,
+    );
+    this.timelines.add(uid, `state-${state}`, cause || `${prev} → ${state}`);
   }
 
   /** Keeps the record of what rundird made and logs what an action did. Returns a problem to report. */

@@ -21,6 +21,9 @@ export const EVENTS = {
   'privdir-left': { id: 'e9e146dcdc7a4d868aa502df72f9df29', priority: 5, summary: 'snap private directory left in place' },
   'snaps-changed': { id: 'a1c5107544684f7d83c43763970c7b28', priority: 6, summary: 'snap inventory changed' },
   'runtime-root-remounted': { id: '560718797fa949a094177ba83afe0d37', priority: 5, summary: 'a filesystem was mounted over the runtime root, or taken off it' },
+  'mode-changed': { id: '60e4977927234f828b11ce6b22d8f0ed', priority: 5, summary: 'logind appeared or went away: rundird switched mode' },
+  'rundir-state': { id: 'ea9bede8027b47b3b8508b3e04e517e1', priority: 6, summary: 'a runtime directory entered a new lifecycle state' },
+  'bus-error': { id: 'c7fa6aa31bee4d479556330a8cacef69', priority: 4, summary: 'the system bus or a service on it failed or answered garbage' },
   'source-degraded': { id: '6e56dfdd4ac44f8ebb52e65898d18089', priority: 4, summary: 'an event source failed; rundird carries on without it' },
   'source-error': { id: '255d7e8a767e4512aa1a0c8fab3527f1', priority: 4, summary: 'an event source reported an error' },
 } as const;

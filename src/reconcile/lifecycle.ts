@@ -1,6 +1,7 @@
 // What changed about a rundir between two reads, as lifecycle events. Pure.
 import type { EventName } from '../journal/events.js';
 import type { RundirStatus } from '../world/types.js';
+import type { LifecycleState, LogindFacts } from '../world/logind.js';
 
 export interface Observed {
   status: RundirStatus;
@@ -29,4 +30,28 @@ export function lifecycleEvent(prev: Observed, next: Observed): EventName | null
 /** A watch inside the rundir must be set again when it no longer sees the directory that is there. */
 export function needsRearm(prev: Observed, next: Observed): boolean {
   return prev.ino !== next.ino || prev.mountId !== next.mountId;
+}
+
+/**
+ * Where a rundir is in its life. A pending job of user-runtime-dir@UID.service says starting or
+ * stopping whatever the directory looks like (JobRemoved does not say which it was; the job's
+ * type, read when it was queued, does). Without logind only the directory speaks.
+ */
+export function lifecycleState(status: RundirStatus, f: LogindFacts): LifecycleState {
+  if (f.job === 'start') return 'starting';
+  if (f.job === 'stop') return 'stopping';
+  if (status === 'absent') return 'absent';
+  // logind made it and has not mounted the tmpfs yet (elogind, or a missed JobNew).
+  if (f.logind && f.user && status === 'root-owned') return 'starting';
+  if (f.user?.state === 'closing') return 'closing';
+  return 'live';
+}
+
+/**
+ * Whether private dirs must wait: a start job is queued over a plain directory (its tmpfs is
+ * about to hide whatever is made now), or the rundir is being purged.
+ */
+export function holdWrites(state: LifecycleState, status: RundirStatus): boolean {
+  if (state === 'stopping') return true;
+  return state === 'starting' && status !== 'tmpfs' && status !== 'mounted';
 }

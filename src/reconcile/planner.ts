@@ -18,6 +18,8 @@ export interface PlanInput {
   created: ReadonlyMap<string, CreatedRecord>;
   /** The daemon's own uid (0 in production): a dir it made and could not chown yet is owned by it. */
   selfUid: number;
+  /** Make and change nothing now (a tmpfs start is queued over a plain dir, or a purge runs). */
+  hold?: boolean;
 }
 
 export interface RundirExpect {
@@ -110,6 +112,7 @@ export function plan(input: PlanInput): Plan {
   }
 
   const rd = actual.node!;
+  if (input.hold) return out;
   out.rundir = { ino: rd.ino, dev: rd.dev };
   const owner = uid;
   const group = rd.gid;

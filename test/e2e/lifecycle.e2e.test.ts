@@ -66,7 +66,7 @@ describe.skipIf(why !== null)('real systemd, logind and PAM', () => {
 
   it('runs as Type=notify: ready, with a status line and watchdog pings', async () => {
     expect(c.exec('systemctl show -p Type --value rundird').trim()).toBe('notify');
-    expect(c.exec('systemctl show -p StatusText --value rundird')).toMatch(/inotify mode: \d+ rundirs, 2 snap instances/);
+    expect(c.exec('systemctl show -p StatusText --value rundird')).toMatch(/logind mode: \d+ rundirs, 2 snap instances/);
     expect(c.exec('systemctl show -p WatchdogUSec --value rundird').trim()).toBe('30s');
   });
 
@@ -93,6 +93,15 @@ describe.skipIf(why !== null)('real systemd, logind and PAM', () => {
     timings.logout_to_purged_ms = Date.now() - t0;
     // logind's stop job must not have been upset by rundird (it re-makes nothing in a purge).
     expect(c.exec(`systemctl show -p Result --value user-runtime-dir@${UID}.service`).trim()).toBe('success');
+    // Real logind and systemd drove the lifecycle: closing (with the session that caused it), stopping, absent.
+    const states = c
+      .exec(`journalctl -u rundird -o cat | grep '"event":"rundir-state"' | grep '"uid":${UID}'`)
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { state: string; session_service?: string });
+    const seq = states.map((x) => x.state);
+    expect(seq.slice(seq.lastIndexOf('live'))).toEqual(['live', 'closing', 'stopping', 'absent']);
+    expect(states.find((x) => x.state === 'closing')!.session_service).toBe('login');
     login();
     await c.waitUntil(privateDirsOk, 'private dirs after the second login');
   });

@@ -112,7 +112,9 @@ export class DaemonProcess {
   }
 
   static spawn(args: string[], env: NodeJS.ProcessEnv = {}): DaemonProcess {
-    return new DaemonProcess(spawn(process.execPath, [DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
+    // No system bus unless a test brings its own: the same inotify mode on every machine.
+    const bus = { DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/nonexistent/rundird-test-bus' };
+    return new DaemonProcess(spawn(process.execPath, [DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...bus, ...env } }));
   }
 
   /** Starts the daemon on a sandbox and waits until it has done its first full pass. */

@@ -28,7 +28,7 @@ describe('private dirs', () => {
     sb.makeRundir();
     d = await DaemonProcess.start(sb);
     expect(d.events('daemon-started')[0]).toMatchObject({ mode: 'inotify', instances: 3 });
-    expect(d.events('daemon-started')[0]!.msg).toMatch(/inotify mode.*no logind/);
+    expect(d.events('daemon-started')[0]!.msg).toMatch(/inotify mode.*no logind on the bus/);
     for (const s of ['firefox', 'hello-world', 'ubuntu-frame_kiosk']) expect(isPrivate(sb.privateDir(s))).toBe(true);
   });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseMountInfo, parseMountInfoLine, topMounts, unescapeMountPath } from '../../src/world/mountinfo.js';
 import { globToRegExp, instanceOfPrivateDir, parseInstanceName } from '../../src/world/instances.js';
 import { Inventory } from '../../src/world/snaps.js';
-import { ABSENT, lifecycleEvent, needsRearm, type Observed } from '../../src/reconcile/lifecycle.js';
+import { ABSENT, holdWrites, lifecycleEvent, lifecycleState, needsRearm, type Observed } from '../../src/reconcile/lifecycle.js';
 
 const line = (id: number, parent: number, point: string, fs = 'tmpfs') => `${id} ${parent} 0:${id} / ${point} rw,nosuid,nodev,relatime shared:1 - ${fs} ${fs} rw,size=1024k,mode=700,uid=1000,gid=1000`;
 
@@ -105,5 +105,27 @@ describe('lifecycle events', () => {
   it('re-arms when the inode or the mount changes', () => {
     expect(needsRearm(o('plain'), o('tmpfs', 1, 40))).toBe(true);
     expect(needsRearm(o('plain'), o('plain'))).toBe(false);
+  });
+});
+
+describe('lifecycle state', () => {
+  const user = (state: string) => ({ uid: 1000, state, linger: false, sessions: [] });
+  it.each([
+    ['absent', { logind: true, user: null, job: null }, 'absent'],
+    ['plain', { logind: true, user: user('active'), job: 'start' }, 'starting'],
+    ['tmpfs', { logind: true, user: user('active'), job: null }, 'live'],
+    ['tmpfs', { logind: true, user: user('closing'), job: null }, 'closing'],
+    ['tmpfs', { logind: true, user: user('closing'), job: 'stop' }, 'stopping'],
+    ['tmpfs', { logind: true, user: null, job: 'stop' }, 'stopping'], // systemd < 256: UserRemoved first
+    ['root-owned', { logind: true, user: user('active'), job: null }, 'starting'], // elogind-like
+    ['plain', { logind: false, user: null, job: null }, 'live'], // no logind: a kiosk's own dir
+  ] as const)('%s with %j is %s', (status, facts, want) => {
+    expect(lifecycleState(status, facts as never)).toBe(want);
+  });
+  it('holds writes over a plain dir with a queued start, and during a purge, not in a mounted one', () => {
+    expect(holdWrites('starting', 'plain')).toBe(true);
+    expect(holdWrites('starting', 'tmpfs')).toBe(false);
+    expect(holdWrites('stopping', 'tmpfs')).toBe(true);
+    expect(holdWrites('live', 'plain')).toBe(false);
   });
 });

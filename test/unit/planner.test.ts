@@ -142,3 +142,10 @@ describe('namesToRead', () => {
     expect(n.sort()).toEqual(['snap.a1', 'snap.b2', 'snap.c3', 'snap.d4']);
   });
 });
+
+describe('plan: hold', () => {
+  it('makes, fixes and removes nothing while held', () => {
+    const p = plan({ ...input({ wanted: ['a1', 'b2'], entries: { 'snap.a1': null, 'snap.b2': dir({ mode: 0o755 }), 'snap.c3': dir({ ino: 9 }) }, created: { 'snap.c3': { ino: 9, dev: 7 } }, removed: ['c3'] }), hold: true });
+    expect(p.actions).toEqual([]);
+  });
+});

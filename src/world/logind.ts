@@ -1,0 +1,31 @@
+// What logind and systemd say about a UID, as plain data.
+
+export interface SessionInfo {
+  id: string;
+  uid: number;
+  service: string;
+  tty: string;
+  remoteHost: string;
+  class: string;
+}
+
+export interface UserFacts {
+  uid: number;
+  /** logind's User.State: offline, lingering, online, active, closing. */
+  state: string;
+  linger: boolean;
+  sessions: string[];
+}
+
+/** A pending job of user-runtime-dir@UID.service. */
+export type JobType = 'start' | 'stop';
+
+export interface LogindFacts {
+  /** logind is on the bus. */
+  logind: boolean;
+  user: UserFacts | null;
+  job: JobType | null;
+}
+
+/** The rundir lifecycle as logind and systemd drive it. */
+export type LifecycleState = 'absent' | 'starting' | 'live' | 'closing' | 'stopping';
