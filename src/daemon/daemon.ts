@@ -120,7 +120,11 @@ export class Daemon {
       {
         dirty: (uid) => this.markDirty(uid),
         dirtyAll: () => this.markAll(),
-        note: (uid, event, detail) => this.timelines.add(uid, event, detail),
+        note: (uid, event, detail) => {
+          this.timelines.add(uid, event, detail);
+          this.log.debug({ uid, timeline: event }, detail);
+        },
+        job: (uid, type) => this.noteState(uid, type === 'start' ? 'starting' : 'stopping', join(this.cfg.runtimeRoot, String(uid))),
         error: (what, e) => {
           const msg = e instanceof Error ? e.message : String(e);
           if (what === 'bus') {
@@ -488,7 +492,7 @@ export class Daemon {
     }
     const status = rundirStatusOf(actual);
     const facts = this.logind?.facts(uid) ?? { logind: false, user: null, job: null };
-    const state = lifecycleState(status, facts);
+    const state = lifecycleState(status, facts, this.lifecycle.get(uid));
     this.noteState(uid, state, actual.path);
     const hold = holdWrites(state, status);
     const p = plan({ uid, actual, wanted, departing, removed: this.inventory.removed, created, selfUid: this.selfUid, hold });

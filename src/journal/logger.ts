@@ -13,30 +13,18 @@ export interface LogFields {
 }
 
 /**
- * Records are buffered and written once per event-loop turn: a burst of thousands of records
- * becomes a few writes, and a lone record is still out before the daemon waits again.
+ * Asynchronous writes with no minimum length: while one write is in flight, sonic-boom gathers
+ * the records that follow and writes them together, so a burst becomes a few writes, and no
+ * record waits in a buffer for more to come (a minLength left the last records of a quiet
+ * spell unwritten until the next burst).
  */
-export function createLogger(level: LevelWithSilent, dest: pino.DestinationStream & { flush?: () => void } = pino.destination({ fd: 1, sync: false, minLength: 8192 })): Log {
-  let flushScheduled = false;
-  const flush = () => {
-    flushScheduled = false;
-    dest.flush?.();
-  };
+export function createLogger(level: LevelWithSilent, dest: pino.DestinationStream = pino.destination({ fd: 1, sync: false, minLength: 0 })): Log {
   return pino(
     {
       level,
       base: { SYSLOG_IDENTIFIER: 'rundird' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      hooks: {
-        logMethod(args, method) {
-          method.apply(this, args);
-          if (!flushScheduled) {
-            flushScheduled = true;
-            setImmediate(flush);
-          }
-        },
-      },
     },
     dest,
   );

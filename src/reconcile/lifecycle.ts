@@ -37,12 +37,13 @@ export function needsRearm(prev: Observed, next: Observed): boolean {
  * stopping whatever the directory looks like (JobRemoved does not say which it was; the job's
  * type, read when it was queued, does). Without logind only the directory speaks.
  */
-export function lifecycleState(status: RundirStatus, f: LogindFacts): LifecycleState {
+export function lifecycleState(status: RundirStatus, f: LogindFacts, prev: LifecycleState = 'absent'): LifecycleState {
   if (f.job === 'start') return 'starting';
   if (f.job === 'stop') return 'stopping';
   if (status === 'absent') return 'absent';
-  // logind made it and has not mounted the tmpfs yet (elogind, or a missed JobNew).
-  if (f.logind && f.user && status === 'root-owned') return 'starting';
+  // A root-owned rundir of another UID is user-runtime-dir's plain directory: before its tmpfs
+  // (elogind, a missed JobNew, UserNew on its way), or after the unmount of a purge.
+  if (status === 'root-owned') return prev === 'closing' || prev === 'stopping' ? 'stopping' : 'starting';
   if (f.user?.state === 'closing') return 'closing';
   return 'live';
 }

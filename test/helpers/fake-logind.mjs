@@ -135,7 +135,11 @@ async function runJob(uid, type, work) {
 
 function makeRundir(uid, mount) {
   const p = `${runtimeRoot}/${uid}`;
-  mkdirSync(p, { mode: 0o700 }); // user-runtime-dir: mkdir as root, then the tmpfs
+  // user-runtime-dir: mkdir as root (an existing plain dir is used as it is), then the tmpfs.
+  try { mkdirSync(p, { mode: 0o700 }); } catch (e) { if (e.code !== 'EEXIST') throw e; }
+  let mounted = false;
+  try { execFileSync('mountpoint', ['-q', p]); mounted = true; } catch { /* not a mount point */ }
+  if (mounted) return; // "If the path is already a mount point it does nothing."
   if (mount && isRoot) execFileSync('mount', ['-t', 'tmpfs', '-o', `mode=0700,uid=${uid},gid=${uid},size=1m`, 'tmpfs', p]);
   else if (isRoot) chownSync(p, uid, uid);
 }
@@ -209,28 +213,20 @@ if (withSystemd) {
 process.stdout.write('ready\n');
 
 let n = 0;
-const queue = [];
-let busy = false;
-async function drain() {
-  if (busy) return;
-  busy = true;
-  while (queue.length) {
-    const c = queue.shift();
-    const k = ++n;
-    try {
-      if (c.op === 'login') await login(c);
-      else if (c.op === 'logout') await logout(c);
-      else if (c.op === 'linger') { users.get(c.uid).linger = c.on; }
-      else if (c.op === 'garbage') {
-        // A signal with the right name and the wrong signature, and one with a bad object path.
-        bus.send(new dbus.Message({ type: dbus.MessageType.SIGNAL, path: '/org/freedesktop/login1', interface: 'org.freedesktop.login1.Manager', member: 'UserNew', signature: 's', body: ['not-a-uid'] }));
-        bus.send(new dbus.Message({ type: dbus.MessageType.SIGNAL, path: '/org/freedesktop/login1', interface: 'org.freedesktop.login1.Manager', member: 'UserNew', signature: 'uo', body: [4294967295, '/nowhere'] }));
-      } else if (c.op === 'exit') process.exit(0);
-      process.stdout.write(`ok ${k}\n`);
-    } catch (e) {
-      process.stdout.write(`err ${k} ${e.message}\n`);
-    }
+// Commands run as they come (a login may arrive during a logout's stop delay); each says when done.
+async function run(c, k) {
+  try {
+    if (c.op === 'login') await login(c);
+    else if (c.op === 'logout') await logout(c);
+    else if (c.op === 'linger') { users.get(c.uid).linger = c.on; }
+    else if (c.op === 'garbage') {
+      // A signal with the right name and the wrong signature, and one with a bad object path.
+      bus.send(new dbus.Message({ type: dbus.MessageType.SIGNAL, path: '/org/freedesktop/login1', interface: 'org.freedesktop.login1.Manager', member: 'UserNew', signature: 's', body: ['not-a-uid'] }));
+      bus.send(new dbus.Message({ type: dbus.MessageType.SIGNAL, path: '/org/freedesktop/login1', interface: 'org.freedesktop.login1.Manager', member: 'UserNew', signature: 'uo', body: [4294967295, '/nowhere'] }));
+    } else if (c.op === 'exit') process.exit(0);
+    process.stdout.write(`ok ${k}\n`);
+  } catch (e) {
+    process.stdout.write(`err ${k} ${e.message}\n`);
   }
-  busy = false;
 }
-createInterface({ input: process.stdin }).on('line', (l) => { if (l.trim()) { queue.push(JSON.parse(l)); void drain(); } });
+createInterface({ input: process.stdin }).on('line', (l) => { if (l.trim()) void run(JSON.parse(l), ++n); });

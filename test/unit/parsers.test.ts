@@ -122,6 +122,13 @@ describe('lifecycle state', () => {
   ] as const)('%s with %j is %s', (status, facts, want) => {
     expect(lifecycleState(status, facts as never)).toBe(want);
   });
+  it('reads a root-owned rundir as starting, or as stopping once it was closing (a purge unmounted it)', () => {
+    const f = { logind: true, user: null, job: null } as const;
+    expect(lifecycleState('root-owned', f)).toBe('starting');
+    expect(lifecycleState('root-owned', f, 'closing')).toBe('stopping');
+    expect(lifecycleState('root-owned', f, 'stopping')).toBe('stopping');
+    expect(lifecycleState('root-owned', f, 'live')).toBe('starting');
+  });
   it('holds writes over a plain dir with a queued start, and during a purge, not in a mounted one', () => {
     expect(holdWrites('starting', 'plain')).toBe(true);
     expect(holdWrites('starting', 'tmpfs')).toBe(false);

@@ -118,7 +118,7 @@ export class Bus {
       return this.lost(e as Error);
     }
     this.bus = bus;
-    const conn = (bus as unknown as { _connection: NodeJS.EventEmitter })._connection;
+    const conn = (bus as unknown as { _connection: NodeJS.EventEmitter & { stream?: NodeJS.EventEmitter } })._connection;
     let gone = false;
     const onGone = (e: Error) => {
       if (gone || this.bus !== bus) return;
@@ -127,6 +127,9 @@ export class Bus {
     };
     bus.on('error', (e: Error) => onGone(e));
     conn.on('end', () => onGone(new Error('the bus closed the connection')));
+    // dbus-next forwards neither a socket's 'close' nor every 'end': watch the socket itself.
+    conn.stream?.on('close', () => onGone(new Error('the bus closed the connection')));
+    conn.stream?.on('end', () => onGone(new Error('the bus closed the connection')));
     bus.on('message', (m: DbusMessage) => this.onMessage(m));
     bus.on('connect', () => {
       void this.setup(bus).catch((e: Error) => onGone(e));
@@ -166,12 +169,18 @@ export class Bus {
       if (name in this.opts.follow) this.setOwner(name, newOwner || null);
       return;
     }
+    // One connection may own several followed names: the signal is from the one whose
+    // namespace its interface is in, else from the first the sender owns.
+    let from: string | null = null;
     for (const [name, owner] of this.owners) {
-      if (owner && m.sender === owner) {
-        this.events$.next({ type: 'signal', signal: { from: name, path: m.path, iface: m.interface, member: m.member, signature: m.signature ?? '', body: m.body as unknown[] } });
-        return;
+      if (!owner || m.sender !== owner) continue;
+      if (m.interface?.startsWith(name + '.') || m.interface === name) {
+        from = name;
+        break;
       }
+      from ??= name;
     }
+    if (from) this.events$.next({ type: 'signal', signal: { from, path: m.path, iface: m.interface, member: m.member, signature: m.signature ?? '', body: m.body as unknown[] } });
   }
 
   private drop(): void {

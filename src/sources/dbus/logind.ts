@@ -20,6 +20,8 @@ export interface LogindCallbacks {
   note(uid: number, event: string, detail: string): void;
   error(what: string, e: unknown): void;
   presence(name: 'login1' | 'systemd1', present: boolean): void;
+  /** A job of user-runtime-dir@UID was queued: said at once, as a pass may come after it ended. */
+  job(uid: number, type: JobType): void;
 }
 
 const isUid = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < 0xffffffff;
@@ -218,12 +220,21 @@ export class Logind {
         } else {
           const info = this.sessions.get(id);
           this.sessions.delete(id);
-          if (!info) return;
-          this.lastClosed.set(info.uid, info);
-          this.cb.note(info.uid, 'session-removed', describe(info));
-          const path = await this.userPath(info.uid);
-          if (path) await this.readUser(info.uid, path);
-          else this.cb.dirty(info.uid);
+          // A session whose read failed is still traced to its user through User.Sessions; failing
+          // that, every known user is read again (they emit no change signals of their own).
+          const uid = info?.uid ?? [...this.users.values()].find((u) => u.sessions.includes(id))?.uid;
+          if (info) {
+            this.lastClosed.set(info.uid, info);
+            this.cb.note(info.uid, 'session-removed', describe(info));
+          }
+          for (const u of uid !== undefined ? [uid] : [...this.users.keys()]) {
+            const path = await this.userPath(u);
+            if (path) await this.readUser(u, path);
+            else {
+              this.users.delete(u);
+              this.cb.dirty(u);
+            }
+          }
         }
         return;
       }
@@ -238,6 +249,7 @@ export class Logind {
         const type = await this.jobType(s.body[1], s.body[2]);
         this.jobs.set(uid, { id: s.body[0], type });
         this.cb.note(uid, `job-${type}`, `systemd: ${type} job ${s.body[0]} queued for ${s.body[2]}`);
+        this.cb.job(uid, type);
         this.cb.dirty(uid);
         return;
       }
