@@ -1,6 +1,6 @@
 // A temporary tree that stands in for /run/user and /snap, and the real daemon process on it.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync, unlinkSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, lstatSync, readFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -78,7 +78,25 @@ export class Sandbox {
     return join(this.rundir(uid), `snap.${instance}`);
   }
 
+  /** Unmounts whatever tests or doubles mounted inside (deepest first), then removes the tree. */
   cleanup(): void {
+    if (IS_ROOT) {
+      for (let round = 0; round < 5; round++) {
+        const inside = readFileSync('/proc/self/mountinfo', 'utf8')
+          .split('\n')
+          .map((l) => l.split(' ')[4])
+          .filter((p): p is string => !!p && (p === this.base || p.startsWith(this.base + '/')))
+          .sort((a, b) => b.length - a.length);
+        if (inside.length === 0) break;
+        for (const p of inside) {
+          try {
+            execFileSync('umount', ['-l', p], { stdio: 'ignore' });
+          } catch {
+            // gone meanwhile
+          }
+        }
+      }
+    }
     rmSync(this.base, { recursive: true, force: true });
   }
 }
