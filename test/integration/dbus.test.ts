@@ -50,9 +50,7 @@ async function startAll(flavor: Flavor): Promise<void> {
   await d.waitForEvent('daemon-started');
 }
 
-// retry: a stopgap for a rare passing extra state seen under load (about one run in ten, see
-// the closing note of the D-Bus work); a real fault fails all three tries.
-describe.each(['systemd256', 'systemd249', 'elogind'] as const)('ordering of %s', { retry: 2 }, (flavor) => {
+describe.each(['systemd256', 'systemd249', 'elogind'] as const)('ordering of %s', (flavor) => {
   it('login: dirs once live; logout: closing (with its cause), then gone', async () => {
     await startAll(flavor);
     expect(d!.events('daemon-started')[0]!.mode).toBe('logind');
@@ -75,7 +73,7 @@ describe.each(['systemd256', 'systemd249', 'elogind'] as const)('ordering of %s'
   });
 });
 
-describe('logind lifecycle', { retry: 2 }, () => {
+describe('logind lifecycle', () => {
   it('a new login during the stop delay keeps the rundir and its dirs', async () => {
     await startAll('systemd256');
     await login('c1');

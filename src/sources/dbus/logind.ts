@@ -22,6 +22,8 @@ export interface LogindCallbacks {
   presence(name: 'login1' | 'systemd1', present: boolean): void;
   /** A job of user-runtime-dir@UID was queued: said at once, as a pass may come after it ended. */
   job(uid: number, type: JobType): void;
+  /** systemd finished a job for some other unit (a service started or stopped). */
+  unitJob?(unit: string): void;
 }
 
 const isUid = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < 0xffffffff;
@@ -246,7 +248,14 @@ export class Logind {
         const m = RUNTIME_UNIT.exec(s.body[2]);
         if (!m) return;
         const uid = Number(m[1]);
-        const type = await this.jobType(s.body[1], s.body[2]);
+        const type = await this.jobType(s.body[1]);
+        if (type === null) {
+          // Finished before it could be read: its JobRemoved follows, and the unit's state says
+          // what it did. Guessing the type from the unit here would call a done start a stop.
+          this.cb.note(uid, 'job-done', `systemd: job ${s.body[0]} for ${s.body[2]} finished before it could be read`);
+          this.cb.dirty(uid);
+          return;
+        }
         this.jobs.set(uid, { id: s.body[0], type });
         this.cb.note(uid, `job-${type}`, `systemd: ${type} job ${s.body[0]} queued for ${s.body[2]}`);
         this.cb.job(uid, type);
@@ -255,7 +264,10 @@ export class Logind {
       }
       if (s.member === 'JobRemoved' && s.signature === 'uoss' && typeof s.body[0] === 'number' && typeof s.body[2] === 'string') {
         const m = RUNTIME_UNIT.exec(s.body[2]);
-        if (!m) return;
+        if (!m) {
+          if (s.body[3] === 'done' && /\.(service|scope)$/.test(s.body[2])) this.cb.unitJob?.(s.body[2]);
+          return;
+        }
         const uid = Number(m[1]);
         const job = this.jobs.get(uid);
         if (job?.id === s.body[0]) this.jobs.delete(uid);
@@ -269,6 +281,19 @@ export class Logind {
     }
   }
 
+  /** A unit's processes (GetUnitProcesses, systemd ≥ 238); null when systemd cannot say. */
+  async unitPids(unit: string): Promise<number[] | null> {
+    if (this.bus.owner(SYSTEMD1) === null) return null;
+    try {
+      const [procs] = await this.bus.call(SYSTEMD1, '/org/freedesktop/systemd1', SD_MANAGER, 'GetUnitProcesses', 's', [unit]);
+      if (!Array.isArray(procs)) return null;
+      return (procs as unknown[]).map((p) => (Array.isArray(p) ? p[1] : null)).filter((pid): pid is number => typeof pid === 'number' && Number.isInteger(pid) && pid > 0);
+    } catch (e) {
+      // A unit that is gone has no processes; anything else: systemd cannot say.
+      return /NoSuchUnit|not loaded/i.test(String((e as Error).message)) ? [] : null;
+    }
+  }
+
   private async userPath(uid: number): Promise<string | null> {
     try {
       const [p] = await this.bus.call(LOGIN1, '/org/freedesktop/login1', MANAGER, 'GetUser', 'u', [uid]);
@@ -278,14 +303,15 @@ export class Logind {
     }
   }
 
-  private async jobType(path: string, unit: string): Promise<JobType> {
+  /** The job's type, or null when the job is gone already (or says something else). */
+  private async jobType(path: string): Promise<JobType | null> {
     try {
       const t = await this.bus.getProperty(SYSTEMD1, path, 'org.freedesktop.systemd1.Job', 'JobType');
       if (t === 'start' || t === 'stop') return t;
     } catch {
-      // the job finished before we asked: infer from the unit
+      // gone meanwhile
     }
-    return (await this.activeState(unit)) === 'active' ? 'stop' : 'start';
+    return null;
   }
 
   private async activeState(unit: string): Promise<string> {
