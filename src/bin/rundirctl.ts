@@ -1,11 +1,19 @@
 #!/usr/bin/env node
-// rundirctl: the client. Status, timeline and doctor come with the status API.
-import { VERSION } from '../version.js';
+// rundirctl's entry point: run, print, exit with the code scripts test.
+import { CTL_EXIT, CtlError, runCtl } from '../cli/rundirctl.js';
 
-const args = process.argv.slice(2);
-if (args[0] === '--version' || args[0] === 'version') {
-  process.stdout.write(`rundirctl ${VERSION}\n`);
-  process.exit(0);
-}
-process.stderr.write(`Usage: rundirctl --version\n`);
-process.exit(args.length === 0 || args[0] === '--help' ? 0 : 64);
+runCtl(process.argv.slice(2)).then(
+  (r) => {
+    process.stdout.write(r.out + '\n');
+    process.exitCode = r.code;
+  },
+  (e: unknown) => {
+    if (e instanceof CtlError) {
+      process.stderr.write(`rundirctl: ${e.message}\n`);
+      process.exitCode = e.code;
+    } else {
+      process.stderr.write(`rundirctl: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+      process.exitCode = CTL_EXIT.BAD_ANSWER;
+    }
+  },
+);

@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 // The daemon's entry point: parse, load config, start, and turn signals into reload and stop.
-import { realpathSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { handlersFor } from '../api/handlers.js';
+import { startApi } from '../api/server.js';
+import { ApiSocketError, prepareApiSocket, removeApiSocket } from '../effects/apiSocket.js';
+import { journaldDestination } from '../journal/journald.js';
+import { groupId } from '../world/passwd.js';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { EXIT, USAGE, UsageError, parseCli, type Cli } from '../daemon/cli.js';
@@ -53,7 +59,11 @@ async function main(): Promise<void> {
     return;
   }
 
-  const log = createLogger(cfg.logLevel);
+  // Journald's native protocol when systemd runs us (JOURNAL_STREAM) or when asked; JSON lines otherwise.
+  const target = cli.logTarget === 'auto' ? (process.env.JOURNAL_STREAM && existsSync(cli.journalSocket) ? 'journal' : 'stdout') : cli.logTarget;
+  if (target === 'journal' && !existsSync(cli.journalSocket)) fatal(`--log-target journal: ${cli.journalSocket} does not exist (is systemd-journald running?)`, EXIT.FAILURE);
+  const journal = target === 'journal' ? journaldDestination(cli.journalSocket, (l) => process.stdout.write(l)) : null;
+  const log = journal ? createLogger(cfg.logLevel, journal) : createLogger(cfg.logLevel);
   const notifier = createNotifier(process.env, (e) => log.warn({ err: e.message }, `sd_notify: ${e.message}`));
   let lastStatus = '';
   const daemon: Daemon = new Daemon(cfg, {
@@ -71,6 +81,10 @@ async function main(): Promise<void> {
     stopping = true;
     logEvent(log, 'daemon-stopping', { signal }, `stopping on ${signal}`);
     notifier?.send({ STOPPING: '1', STATUS: `stopping on ${signal}` });
+    if (api) {
+      api.close();
+      removeApiSocket(cfg.apiSocket, apiIno);
+    }
     await daemon.stop();
     notifier?.close();
     log.flush();
@@ -98,6 +112,19 @@ async function main(): Promise<void> {
   } catch (e) {
     fatal(`cannot start: ${(e as Error).message}`, EXIT.FAILURE);
   }
+  let api: Server | null = null;
+  let apiIno = -1;
+  try {
+    const gid = cfg.apiGroup === null ? null : groupId(cfg.apiGroup);
+    if (cfg.apiGroup !== null && gid === null) throw new ApiSocketError(`api-group "${cfg.apiGroup}": no such group`);
+    await prepareApiSocket(cfg.apiSocket);
+    api = await startApi(cfg.apiSocket, gid, handlersFor(daemon), (e) => log.error({ err: e.message }, `status API: ${e.message}`));
+    apiIno = lstatSync(cfg.apiSocket).ino;
+  } catch (e) {
+    const why = (e as Error).message;
+    if (cli.apiSocketExplicit) fatal(`cannot open the status API socket ${cfg.apiSocket}: ${why}`, EXIT.FAILURE);
+    logEvent(log, 'api-unavailable', { path: cfg.apiSocket, error: why }, `status API not available at ${cfg.apiSocket} (${why}); rundirctl cannot reach this daemon`);
+  }
   // Ready only now: the first full reconcile is done.
   notifier?.send({ READY: '1', STATUS: daemon.summary(), MAINPID: String(process.pid) });
   notifier?.startWatchdog();
@@ -105,7 +132,7 @@ async function main(): Promise<void> {
   logEvent(
     log,
     'daemon-started',
-    { version: VERSION, mode: daemon.mode, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
+    { version: VERSION, mode: daemon.mode, log_target: target, api_socket: api ? cfg.apiSocket : undefined, proc_root: cfg.procRoot, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
     `rundird ${VERSION} running in ${daemon.mode} mode (${daemon.mode === 'logind' ? 'logind and systemd over D-Bus, inotify and the mount table' : cli.noLogind ? 'inotify and the mount table; D-Bus not used (--no-logind)' : 'inotify and the mount table; no logind on the bus, switching when it appears'}): ${st.length} rundirs under ${cfg.runtimeRoot}, ${daemon.instances().present.length} snap instances`,
   );
 }

@@ -22,6 +22,12 @@ export interface Config {
   runtimeRoot: string;
   snapRoot: string;
   mountinfo: string;
+  /** Where processes are read from (a fixture tree in tests). */
+  procRoot: string;
+  /** The status API's Unix socket. */
+  apiSocket: string;
+  /** A group (name or GID) whose members may use the API besides root; null: root only. */
+  apiGroup: string | null;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** Seconds an instance must stay gone from the snap inventory before its dirs are cleaned up (refreshes relink `current`). */
   snapRemovalGrace: number;
@@ -37,13 +43,16 @@ export const DEFAULTS: Config = {
   runtimeRoot: '/run/user',
   snapRoot: '/snap',
   mountinfo: '/proc/self/mountinfo',
+  procRoot: '/proc',
+  apiSocket: '/run/rundird/api.sock',
+  apiGroup: null,
   logLevel: 'info',
   snapRemovalGrace: 30,
   privateDirs: { uids: null, filter: { include: ['*'], exclude: [] }, perUid: new Map() },
 };
 
 /** The keys that are also flags (`--runtime-root` …). */
-export type PathKey = 'runtime-root' | 'snap-root' | 'mountinfo';
+export type PathKey = 'runtime-root' | 'snap-root' | 'mountinfo' | 'proc-root' | 'api-socket';
 export type Overrides = Partial<Record<PathKey, string>>;
 
 export class ConfigError extends Error {
@@ -149,7 +158,7 @@ function checkKeys(v: Validator, node: Node, prefix: string, allowed: readonly s
   }
 }
 
-const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'log-level', 'snap-removal-grace', 'private-dirs'] as const;
+const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'proc-root', 'api-socket', 'api-group', 'log-level', 'snap-removal-grace', 'private-dirs'] as const;
 const PRIVATE_KEYS = ['uids', 'include', 'exclude', 'users'] as const;
 const FILTER_KEYS = ['include', 'exclude'] as const;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -176,6 +185,16 @@ export function parseConfig(text: string, file: string): Config {
   if (sr !== undefined) cfg.snapRoot = v.absPath(sr, 'snap-root');
   const mi = get('mountinfo');
   if (mi !== undefined) cfg.mountinfo = v.absPath(mi, 'mountinfo');
+  const pr = get('proc-root');
+  if (pr !== undefined) cfg.procRoot = v.absPath(pr, 'proc-root');
+  const as = get('api-socket');
+  if (as !== undefined) cfg.apiSocket = v.absPath(as, 'api-socket');
+  const ag = get('api-group');
+  if (ag !== undefined) {
+    const g = isScalar(ag) && typeof ag.value === 'number' ? String(ag.value) : v.str(ag, 'api-group');
+    if (!/^([a-z_][a-z0-9_-]*\$?|\d+)$/i.test(g)) v.fail(ag, 'api-group', `"${g}" is not a group name or GID`);
+    cfg.apiGroup = g;
+  }
   const ll = get('log-level');
   if (ll !== undefined) {
     const s = v.str(ll, 'log-level');
@@ -236,6 +255,8 @@ export function applyOverrides(cfg: Config, o: Overrides): Config {
     if (k === 'runtime-root') out.runtimeRoot = val;
     if (k === 'snap-root') out.snapRoot = val;
     if (k === 'mountinfo') out.mountinfo = val;
+    if (k === 'proc-root') out.procRoot = val;
+    if (k === 'api-socket') out.apiSocket = val;
   }
   return out;
 }

@@ -13,6 +13,11 @@ Options:
   --runtime-root DIR   the runtime directories' parent (default /run/user)
   --snap-root DIR      the snap mount dir (default /snap)
   --mountinfo FILE     the mount table (default /proc/self/mountinfo)
+  --proc-root DIR      where processes are read from (default /proc)
+  --api-socket PATH    the status API socket (default /run/rundird/api.sock)
+  --log-target T       auto (journal when started by systemd, else JSON lines on stdout),
+                       journal, or stdout (default auto)
+  --journal-socket P   journald's native socket (default /run/systemd/journal/socket)
   --no-logind          do not use the system bus (inotify and the mount table only)
   --check-config       validate the configuration, print it, and exit
   --version            print the version and exit
@@ -28,6 +33,10 @@ export interface Cli {
   overrides: Overrides;
   checkConfig: boolean;
   noLogind: boolean;
+  logTarget: 'auto' | 'journal' | 'stdout';
+  journalSocket: string;
+  /** --api-socket was given: failing to open it is fatal, not a warning. */
+  apiSocketExplicit: boolean;
   version: boolean;
   help: boolean;
 }
@@ -46,6 +55,10 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): Cli {
         'runtime-root': { type: 'string' },
         'snap-root': { type: 'string' },
         mountinfo: { type: 'string' },
+        'proc-root': { type: 'string' },
+        'api-socket': { type: 'string' },
+        'log-target': { type: 'string' },
+        'journal-socket': { type: 'string' },
         'check-config': { type: 'boolean' },
         'no-logind': { type: 'boolean' },
         version: { type: 'boolean' },
@@ -55,14 +68,19 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): Cli {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  const logTarget = values['log-target'] ?? 'auto';
+  if (logTarget !== 'auto' && logTarget !== 'journal' && logTarget !== 'stdout') throw new UsageError(`--log-target: expected auto, journal or stdout, got "${logTarget}"`);
   const fromEnv = env[CONFIG_ENV];
   const configPath = values.config ?? (fromEnv || DEFAULT_CONFIG_PATH);
   return {
     configPath,
     configExplicit: values.config !== undefined || !!fromEnv,
-    overrides: { 'runtime-root': values['runtime-root'], 'snap-root': values['snap-root'], mountinfo: values.mountinfo },
+    overrides: { 'runtime-root': values['runtime-root'], 'snap-root': values['snap-root'], mountinfo: values.mountinfo, 'proc-root': values['proc-root'], 'api-socket': values['api-socket'] },
     checkConfig: values['check-config'] ?? false,
     noLogind: values['no-logind'] ?? false,
+    logTarget,
+    journalSocket: values['journal-socket'] ?? '/run/systemd/journal/socket',
+    apiSocketExplicit: values['api-socket'] !== undefined,
     version: values.version ?? false,
     help: values.help ?? false,
   };

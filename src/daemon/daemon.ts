@@ -20,6 +20,8 @@ import { watchDir } from '../sources/watchDir.js';
 import { matchesAny } from '../world/instances.js';
 import { mountAt, readMounts, readRundir, type MountSnapshot } from '../world/read.js';
 import { Inventory, scanSnapRoot } from '../world/snaps.js';
+import { Diagnostics } from './diagnostics.js';
+import { Passwd } from '../world/passwd.js';
 import type { CreatedRecord, RundirStatus } from '../world/types.js';
 
 export type Mode = 'inotify' | 'logind';
@@ -35,6 +37,8 @@ export interface DaemonOptions {
   busAddress?: string | null;
   /** How long start() waits for logind's first answer before the first pass. */
   busSettleMs?: number;
+  /** The daemon's own PID, left out of process scans. */
+  selfPid?: number;
 }
 
 export interface UidState {
@@ -101,13 +105,35 @@ export class Daemon {
     this.onIdle = opts.onIdle;
     this.busAddress = opts.busAddress === undefined ? null : opts.busAddress;
     this.busSettleMs = opts.busSettleMs ?? 3000;
+    this.diag = new Diagnostics(
+      {
+        mode: () => this.mode,
+        runtimeRoot: () => this.cfg.runtimeRoot,
+        lifecycle: (uid) => this.lifecycle.get(uid) ?? 'absent',
+        linger: (uid) => this.linger(uid),
+        userName: (uid) => this.passwd.name(uid),
+        note: (uid, event, detail) => this.timelines.add(uid, event, detail),
+        unitPids: async (unit) => (this.logind ? this.logind.unitPids(unit) : null),
+      },
+      this.log,
+      { procRoot: config.procRoot, selfPid: opts.selfPid ?? process.pid },
+    );
   }
 
   private readonly busAddress: string | null;
   private readonly busSettleMs: number;
+  private readonly passwd = new Passwd();
+  readonly diag: Diagnostics;
 
   get mode(): Mode {
     return this.logind?.present ? 'logind' : 'inotify';
+  }
+
+  /** Whether logind keeps this UID's rundir without sessions; null without logind. */
+  linger(uid: number): boolean | null {
+    const f = this.logind?.facts(uid);
+    if (!f?.logind) return null;
+    return f.user?.linger ?? false; // a lingering user always has a user object
   }
 
   timeline(uid: number): TimelineEntry[] {
@@ -125,6 +151,7 @@ export class Daemon {
           this.log.debug({ uid, timeline: event }, detail);
         },
         job: (uid, type) => this.noteState(uid, type === 'start' ? 'starting' : 'stopping', join(this.cfg.runtimeRoot, String(uid))),
+        unitJob: (unit) => this.diag.onUnitJob(unit),
         error: (what, e) => {
           const msg = e instanceof Error ? e.message : String(e);
           if (what === 'bus') {
@@ -172,6 +199,7 @@ export class Daemon {
     this.allDirty = true;
     this.schedule();
     await this.idle();
+    this.diag.requestScan();
   }
 
   /** Resolves when no reconcile work is pending. */
@@ -182,6 +210,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.diag.stop();
     this.logind?.stop();
     this.stopSources();
     if (this.inventoryTimer) clearTimeout(this.inventoryTimer);
@@ -353,6 +382,7 @@ export class Daemon {
     for (const [uid, path] of this.toArm) this.armRundirWatch(uid, path);
     this.toArm.clear();
     this.scheduled = false;
+    this.diag.evaluateSoon();
     this.onIdle?.();
     for (const w of this.idleWaiters.splice(0)) w();
   }
@@ -504,6 +534,7 @@ export class Daemon {
       const why = ev === 'rundir-refused' ? `; ${p.problems[0]?.detail ?? ''}, not written into` : '';
       logEvent(this.log, ev, { uid, path: actual.path, status: next.status, previous: prev.status, mount_id: next.mountId }, `${actual.path}: ${prev.status} → ${next.status}${why}`);
       this.timelines.add(uid, ev, `${prev.status} → ${next.status}`);
+      if (ev === 'rundir-mounted') this.diag.onMounted(uid, prev.status);
     }
     const live = p.status === 'plain' || p.status === 'tmpfs' || p.status === 'mounted';
     if (live && (needsRearm(prev, next) || !this.watchers.has(uid))) this.toArm.set(uid, actual.path);
@@ -544,6 +575,12 @@ export class Daemon {
       if (state === 'closing' && delay) cause += `; removal due in ${Math.round(delay / 1e6)} s (UserStopDelaySec)`;
     }
     const session = state === 'closing' || state === 'stopping' ? last : undefined;
+    const delay = this.logind?.stopDelayUSec;
+    this.diag.onLifecycle(uid, prev, state, {
+      status: this.observed.get(uid)?.status ?? 'absent',
+      session: state === 'closing' || state === 'stopping' || state === 'absent' ? (last ?? null) : null,
+      deadline: state === 'closing' && delay ? new Date(Date.now() + delay / 1000).toISOString() : null,
+    });
     logEvent(
       this.log,
       'rundir-state',

@@ -26,6 +26,12 @@ export const EVENTS = {
   'bus-error': { id: 'c7fa6aa31bee4d479556330a8cacef69', priority: 4, summary: 'the system bus or a service on it failed or answered garbage' },
   'source-degraded': { id: '6e56dfdd4ac44f8ebb52e65898d18089', priority: 4, summary: 'an event source failed; rundird carries on without it' },
   'source-error': { id: '255d7e8a767e4512aa1a0c8fab3527f1', priority: 4, summary: 'an event source reported an error' },
+  'reliant-without-linger': { id: 'd0a5c8f2b1e34f6a9c7d2e8b4f1a6c35', priority: 4, summary: 'a service outside any login session relies on a rundir that logind will remove' },
+  'rundir-closing-under-services': { id: '5b9e2d7c4a1f4e8b8d3c6a0f2e7b9d14', priority: 3, summary: 'a rundir is being closed while services outside any session rely on it' },
+  'sockets-hidden-by-mount': { id: 'a3f6e1c9d2b84a7e9f0c5d8b1e4a7c62', priority: 4, summary: 'a tmpfs is mounted over a plain rundir that holds live sockets' },
+  'rundir-purged-under-services': { id: 'e7c2a9f4b6d14c3a8e5f1b9d0c6a2e87', priority: 3, summary: 'a rundir was removed under services that still rely on it' },
+  'runtime-dir-missing': { id: '9f4b2e6d1c8a4f7b9e3d5a2c8b6f1e40', priority: 4, summary: "a running service's XDG_RUNTIME_DIR does not exist" },
+  'api-unavailable': { id: '2c8e5a1f9d3b4e6c8a7f0d2b5e9c1a36', priority: 4, summary: 'the status API socket could not be opened; rundird runs without it' },
 } as const;
 
 export type EventName = keyof typeof EVENTS;

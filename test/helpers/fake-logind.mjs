@@ -4,6 +4,8 @@
 // Commands on stdin, one JSON object a line; "ok N" (or "err N message") on stdout when done:
 //   {"op":"login","uid":U,"session":"c1","mount":true,"service":"sshd","tty":"","remote":"10.0.0.9"}
 //   {"op":"logout","session":"c1","delayMs":50}     {"op":"garbage"}   {"op":"exit"}
+//   {"op":"unit","name":"kiosk.service","pids":[123]}  a unit started: JobNew/JobRemoved, GetUnitProcesses
+//   {"op":"stopdelay","usec":500000}                   UserStopDelayUSec from now on
 import dbus from 'dbus-next';
 import { mkdirSync, rmSync, chownSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -19,6 +21,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const users = new Map(); // uid -> User iface
 const sessions = new Map(); // id -> { uid, service, tty, remote }
 const units = new Map(); // name -> Unit iface
+const unitPids = new Map(); // name -> pids (GetUnitProcesses)
+let stopDelayUSec = 10_000_000;
 let jobSeq = 100;
 
 const userPath = (uid) => `/org/freedesktop/login1/user/_${uid}`;
@@ -38,8 +42,10 @@ class Manager extends Interface {
   SessionNew(id, path) { return [id, path]; }
   SessionRemoved(id, path) { return [id, path]; }
   PrepareForShutdown(b) { return b; }
+  get UserStopDelayUSec() { return stopDelayUSec; }
 }
 Manager.configureMembers({
+  properties: { UserStopDelayUSec: { signature: 't', access: ACCESS_READ } },
   methods: {
     ListUsers: { outSignature: 'a(uso)' },
     ListSessions: { outSignature: 'a(susso)' },
@@ -88,11 +94,15 @@ class SystemdManager extends Interface {
     if (!units.has(name)) throw new dbus.DBusError('org.freedesktop.systemd1.NoSuchUnit', `Unit ${name} not loaded.`);
     return unitPath(name);
   }
+  GetUnitProcesses(name) {
+    if (!unitPids.has(name)) throw new dbus.DBusError('org.freedesktop.systemd1.NoSuchUnit', `Unit ${name} not loaded.`);
+    return unitPids.get(name).map((pid) => [`/system.slice/${name}`, pid, 'cmd']);
+  }
   JobNew(id, path, unit) { return [id, path, unit]; }
   JobRemoved(id, path, unit, result) { return [id, path, unit, result]; }
 }
 SystemdManager.configureMembers({
-  methods: { Subscribe: {}, GetUnit: { inSignature: 's', outSignature: 'o' } },
+  methods: { Subscribe: {}, GetUnit: { inSignature: 's', outSignature: 'o' }, GetUnitProcesses: { inSignature: 's', outSignature: 'a(sus)' } },
   signals: { JobNew: { signature: 'uos' }, JobRemoved: { signature: 'uoss' } },
 });
 
@@ -219,6 +229,14 @@ async function run(c, k) {
     if (c.op === 'login') await login(c);
     else if (c.op === 'logout') await logout(c);
     else if (c.op === 'linger') { users.get(c.uid).linger = c.on; }
+    else if (c.op === 'stopdelay') { stopDelayUSec = c.usec; }
+    else if (c.op === 'unit') {
+      unitPids.set(c.name, c.pids);
+      const id = ++jobSeq;
+      const path = `/org/freedesktop/systemd1/job/${id}`;
+      sdManager.JobNew(id, path, c.name);
+      sdManager.JobRemoved(id, path, c.name, 'done');
+    }
     else if (c.op === 'garbage') {
       // A signal with the right name and the wrong signature, and one with a bad object path.
       bus.send(new dbus.Message({ type: dbus.MessageType.SIGNAL, path: '/org/freedesktop/login1', interface: 'org.freedesktop.login1.Manager', member: 'UserNew', signature: 's', body: ['not-a-uid'] }));

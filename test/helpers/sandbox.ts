@@ -111,6 +111,8 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
+let apiSeq = 0;
+
 export class DaemonProcess {
   readonly lines: LogLine[] = [];
   stderr = '';
@@ -132,7 +134,9 @@ export class DaemonProcess {
   static spawn(args: string[], env: NodeJS.ProcessEnv = {}): DaemonProcess {
     // No system bus unless a test brings its own: the same inotify mode on every machine.
     const bus = { DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/nonexistent/rundird-test-bus' };
-    return new DaemonProcess(spawn(process.execPath, [DAEMON, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...bus, ...env } }));
+    // Each daemon its own API socket: tests run in parallel, and none may touch /run/rundird.
+    const api = args.includes('--api-socket') ? [] : ['--api-socket', join(tmpdir(), `rundird-test-api-${process.pid}-${++apiSeq}.sock`)];
+    return new DaemonProcess(spawn(process.execPath, [DAEMON, ...args, ...api], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...bus, ...env } }));
   }
 
   /** Starts the daemon on a sandbox and waits until it has done its first full pass. */

@@ -1,0 +1,98 @@
+// The status API: read-only HTTP/1.1 on a Unix socket that only root (or one configured group)
+// may open. Bounded everywhere: request time, header size, no bodies, answer size, connections.
+import { chmodSync, chownSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
+export const API_VERSION = 'v1';
+const MAX_URL = 1024;
+export const MAX_RESPONSE = 4 * 1024 * 1024;
+
+export interface ApiHandlers {
+  status(): unknown;
+  timeline(uid: number): unknown | null;
+  warnings(): unknown;
+  reliants(): unknown;
+  doctor(uid: number | null): Promise<unknown>;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function parseUidParam(s: string | null): number | null {
+  if (s === null) return null;
+  if (!/^(0|[1-9][0-9]{0,9})$/.test(s) || Number(s) > 0xfffffffe) throw new HttpError(400, `"${s}" is not a UID`);
+  return Number(s);
+}
+
+async function route(h: ApiHandlers, req: IncomingMessage): Promise<unknown> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'read-only API: GET only');
+  if ((req.url ?? '').length > MAX_URL) throw new HttpError(414, 'URL too long');
+  if (req.headers['transfer-encoding'] || Number(req.headers['content-length'] ?? 0) > 0) throw new HttpError(413, 'no request bodies here');
+  const url = new URL(req.url ?? '/', 'http://rundird');
+  const p = url.pathname;
+  if (p === '/v1/status') return h.status();
+  if (p === '/v1/warnings') return h.warnings();
+  if (p === '/v1/reliants') return h.reliants();
+  if (p === '/v1/doctor') return h.doctor(parseUidParam(url.searchParams.get('uid')));
+  const m = /^\/v1\/rundirs\/([^/]+)\/timeline$/.exec(p);
+  if (m) {
+    const t = h.timeline(parseUidParam(decodeURIComponent(m[1]!))!);
+    if (t === null) throw new HttpError(404, `nothing recorded for UID ${m[1]}`);
+    return t;
+  }
+  throw new HttpError(404, `no such endpoint: ${p} (try /v1/status, /v1/rundirs/UID/timeline, /v1/warnings, /v1/reliants, /v1/doctor)`);
+}
+
+function send(res: ServerResponse, status: number, doc: unknown): void {
+  let body = JSON.stringify(doc);
+  if (body.length > MAX_RESPONSE) {
+    status = 507;
+    body = JSON.stringify({ error: `answer larger than ${MAX_RESPONSE} bytes; ask for one UID` });
+  }
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/** Listens on `path` (prepared by the caller) with mode 0600, or 0660 and group `gid`. */
+export async function startApi(path: string, gid: number | null, h: ApiHandlers, onError: (e: Error) => void): Promise<Server> {
+  const server = createServer({ maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 2_000 }, (req, res) => {
+    req.resume(); // drain anything sent anyway
+    route(h, req).then(
+      (doc) => send(res, 200, doc),
+      (e: unknown) => {
+        if (e instanceof HttpError) send(res, e.status, { error: e.message });
+        else {
+          onError(e as Error);
+          send(res, 500, { error: 'internal error; see the journal' });
+        }
+      },
+    );
+  });
+  server.maxConnections = 64;
+  server.on('clientError', (_e, sock) => sock.destroy());
+  // The socket must never exist with wider permissions than intended, not even for a moment.
+  const old = process.umask(gid === null ? 0o177 : 0o117);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(old);
+  }
+  if (gid !== null) {
+    chownSync(path, process.geteuid?.() ?? 0, gid);
+    chmodSync(path, 0o660);
+  } else chmodSync(path, 0o600);
+  server.on('error', onError);
+  return server;
+}

@@ -1,0 +1,183 @@
+// rundirctl: asks the daemon's status API and prints for people (or --json for scripts).
+// Exit codes are the interface for scripts: see CTL_EXIT.
+import { request } from 'node:http';
+import { parseArgs } from 'node:util';
+import { VERSION } from '../version.js';
+
+export const CTL_EXIT = { HEALTHY: 0, WARNINGS: 1, USAGE: 64, UNREACHABLE: 69, BAD_ANSWER: 70, NO_PERMISSION: 77 } as const;
+export const DEFAULT_API_SOCKET = '/run/rundird/api.sock';
+
+export const CTL_USAGE = `Usage: rundirctl [--api-socket PATH] [--json] COMMAND
+
+Commands:
+  status          every rundir: state, lifecycle, linger, private dirs, warnings
+  timeline UID    what happened to /run/user/UID, when, and caused by what
+  doctor [UID]    a fresh look at who relies on which rundir: the diagnosis and the fix
+
+Options:
+  --api-socket PATH  the daemon's status API (default ${DEFAULT_API_SOCKET})
+  --json             print the daemon's JSON answer
+  --timeout SECONDS  how long to wait for the daemon (default 10)
+  --version, --help
+
+Exit codes: 0 healthy, 1 warnings or problems found (timeline: nothing recorded),
+64 bad command line, 69 daemon unreachable, 70 bad answer, 77 no permission on the socket.`;
+
+export class CtlError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_ANSWER = 8 * 1024 * 1024;
+
+export function get(socketPath: string, path: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET', timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_ANSWER) {
+          req.destroy();
+          reject(new CtlError(CTL_EXIT.BAD_ANSWER, `the daemon's answer is larger than ${MAX_ANSWER} bytes`));
+        } else chunks.push(c);
+      });
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        } catch {
+          reject(new CtlError(CTL_EXIT.BAD_ANSWER, `the daemon at ${socketPath} answered something that is not JSON`));
+        }
+      });
+    });
+    req.on('timeout', () => {
+      req.destroy();
+      reject(new CtlError(CTL_EXIT.UNREACHABLE, `no answer from ${socketPath} within ${timeoutMs / 1000} s`));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (e instanceof CtlError) return reject(e);
+      if (e.code === 'EACCES' || e.code === 'EPERM') reject(new CtlError(CTL_EXIT.NO_PERMISSION, `${socketPath}: permission denied (the API is for root and the configured api-group)`));
+      else reject(new CtlError(CTL_EXIT.UNREACHABLE, `cannot reach rundird at ${socketPath}: ${e.code ?? e.message} (is rundird running? systemctl status rundird)`));
+    });
+    req.end();
+  });
+}
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+const yesNo = (b: boolean | null) => (b === null ? '-' : b ? 'yes' : 'no');
+
+export function formatStatus(s: Obj): string {
+  const rows = [['UID', 'PATH', 'LIFECYCLE', 'DIRECTORY', 'LINGER', 'PRIVATE-DIRS', 'RELIANT', 'WARNINGS']];
+  for (const r of s.rundirs as Obj[]) rows.push([String(r.uid), r.path, r.lifecycle, r.status, yesNo(r.linger), String(r.privateDirs.length), String(r.reliants), String(r.warnings)]);
+  const out = [`rundird ${s.version} (pid ${s.pid}), ${s.summary}`, ''];
+  out.push(s.rundirs.length ? table(rows) : `no rundirs under ${s.runtimeRoot}`);
+  const w = (s.warnings as Obj[]).length;
+  const problems = (s.rundirs as Obj[]).reduce((n, r) => n + r.problems.length, 0);
+  out.push('', w || problems ? `${w} warnings, ${problems} problems: run rundirctl doctor` : 'no warnings');
+  return out.join('\n');
+}
+
+export function formatTimeline(t: Obj): string {
+  const rows = [['TIME', 'EVENT', 'DETAIL']];
+  for (const e of t.timeline as Obj[]) rows.push([e.at, e.event, e.detail]);
+  return `${t.path}\n\n${table(rows)}`;
+}
+
+const indent = (text: string, pad: string) => text.split('\n').map((l) => pad + l).join('\n');
+
+export function formatDoctor(d: Obj): string {
+  const out: string[] = [];
+  const scope = d.uid === null ? 'all rundirs' : `UID ${d.uid}`;
+  for (const w of d.warnings as Obj[]) {
+    out.push(`✗ ${w.subject}: ${w.event}`);
+    out.push(indent(w.message, '    '));
+    out.push('  What to do:');
+    out.push(indent(w.remedy, '    '));
+    out.push(`  (journalctl -x MESSAGE_ID=${w.messageId} explains this kind of warning)`, '');
+  }
+  const outside = (d.reliants as Obj[]).filter((r) => !r.inSession);
+  const inside = (d.reliants as Obj[]).filter((r) => r.inSession);
+  if (d.warnings.length === 0) {
+    out.push(`✓ ${scope}: no problems found (${d.mode} mode).`);
+    const list = outside.map((r: Obj) => `${r.label} → UID ${r.uid}`).join(', ');
+    if (outside.length && d.mode === 'logind') out.push(`  ${outside.length} services outside login sessions rely on a rundir that logind keeps for them (linger): ${list}`);
+    else if (outside.length) out.push(`  ${outside.length} services outside login sessions rely on a rundir: ${list}. Without logind rundird cannot tell whether it will be kept.`);
+  }
+  if (inside.length) out.push(`  ${inside.length} units inside login sessions use their own rundir (fine).`);
+  if (d.lastScan) out.push(`  Looked at ${d.lastScan.scanned} processes in ${d.lastScan.ms} ms${d.lastScan.unreadable ? `; ${d.lastScan.unreadable} could not be read` : ''}.`);
+  return out.join('\n');
+}
+
+export interface CtlResult {
+  code: number;
+  out: string;
+}
+
+export async function runCtl(argv: string[]): Promise<CtlResult> {
+  let values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { 'api-socket': { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (e) {
+    throw new CtlError(CTL_EXIT.USAGE, `${(e as Error).message}\n\n${CTL_USAGE}`);
+  }
+  if (values.help) return { code: 0, out: CTL_USAGE };
+  if (values.version || positionals[0] === 'version') return { code: 0, out: `rundirctl ${VERSION}` };
+  const sock = values['api-socket'] ?? DEFAULT_API_SOCKET;
+  const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
+  if (!(timeout > 0)) throw new CtlError(CTL_EXIT.USAGE, `--timeout: expected seconds, got "${values.timeout}"`);
+  const [cmd, arg, ...rest] = positionals;
+  const uidArg = (required: boolean): string | null => {
+    if (arg === undefined) {
+      if (required) throw new CtlError(CTL_EXIT.USAGE, `${cmd}: which UID?\n\n${CTL_USAGE}`);
+      return null;
+    }
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(arg)) throw new CtlError(CTL_EXIT.USAGE, `${cmd}: "${arg}" is not a UID`);
+    return arg;
+  };
+  if (rest.length) throw new CtlError(CTL_EXIT.USAGE, `unexpected arguments: ${rest.join(' ')}\n\n${CTL_USAGE}`);
+  const ask = async (path: string, okStatuses = [200]) => {
+    const r = await get(sock, path, timeout * 1000);
+    if (!okStatuses.includes(r.status)) throw new CtlError(CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}: ${(r.body as Obj)?.error ?? ''}`);
+    return r;
+  };
+  const json = (b: unknown) => JSON.stringify(b, null, 2);
+  switch (cmd) {
+    case 'status': {
+      const { body } = await ask('/v1/status');
+      const s = body as Obj;
+      const bad = s.warnings.length > 0 || s.rundirs.some((r: Obj) => r.problems.length > 0);
+      return { code: bad ? CTL_EXIT.WARNINGS : CTL_EXIT.HEALTHY, out: values.json ? json(s) : formatStatus(s) };
+    }
+    case 'timeline': {
+      const uid = uidArg(true)!;
+      const r = await ask(`/v1/rundirs/${uid}/timeline`, [200, 404]);
+      if (r.status === 404) return { code: CTL_EXIT.WARNINGS, out: values.json ? json({ uid: Number(uid), timeline: [] }) : `nothing recorded for UID ${uid} since rundird started` };
+      return { code: CTL_EXIT.HEALTHY, out: values.json ? json(r.body) : formatTimeline(r.body as Obj) };
+    }
+    case 'doctor': {
+      const uid = uidArg(false);
+      const { body } = await ask(`/v1/doctor${uid === null ? '' : `?uid=${uid}`}`);
+      const d = body as Obj;
+      return { code: d.healthy ? CTL_EXIT.HEALTHY : CTL_EXIT.WARNINGS, out: values.json ? json(d) : formatDoctor(d) };
+    }
+    case undefined:
+      throw new CtlError(CTL_EXIT.USAGE, CTL_USAGE);
+    default:
+      throw new CtlError(CTL_EXIT.USAGE, `unknown command "${cmd}"\n\n${CTL_USAGE}`);
+  }
+}

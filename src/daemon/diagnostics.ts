@@ -1,0 +1,218 @@
+// Who relies on which rundir, and the warnings that follow. Scans are event-driven: a full scan
+// on rundir lifecycle transitions (coalesced: one running, at most one queued), a unit's own
+// processes when systemd finishes a job for it, and on demand (rundirctl doctor). Never periodic.
+import { lstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { logEvent, type Log } from '../journal/logger.js';
+import { diagnose, type CycleFacts, type UidView, type Warning } from '../reconcile/diagnose.js';
+import { scanProcs, type ProcRecord } from '../sources/procs.js';
+import type { LifecycleState, SessionInfo } from '../world/logind.js';
+import { groupReliants, type Reliant } from '../world/reliance.js';
+import type { RundirStatus } from '../world/types.js';
+
+export interface DiagHost {
+  mode(): 'logind' | 'inotify';
+  runtimeRoot(): string;
+  lifecycle(uid: number): LifecycleState;
+  /** null when unknown (no logind). */
+  linger(uid: number): boolean | null;
+  userName(uid: number): string;
+  /** A line for the UID's timeline. */
+  note(uid: number, event: string, detail: string): void;
+  /** The PIDs of a unit (systemd's GetUnitProcesses); null when that cannot be asked. */
+  unitPids(unit: string): Promise<number[] | null>;
+}
+
+export interface DiagOptions {
+  procRoot: string;
+  selfPid: number;
+  /** After a unit started, its processes are looked at again this much later (sockets come after exec). */
+  unitSettleMs?: number;
+  /** Raised warnings logged per evaluation at most; the rest are summed up in one line. */
+  maxRaisedPerPass?: number;
+}
+
+const PLAIN: ReadonlySet<RundirStatus> = new Set(['plain', 'root-owned', 'foreign-owner']);
+const CYCLE_KEY = /^(closing|purged|hidden):(\d+):(\d+)/;
+
+export class Diagnostics {
+  private procs = new Map<number, ProcRecord>();
+  private readonly cycles = new Map<number, CycleFacts>();
+  /** Keys already raised: a warning is said once per cause. */
+  private readonly said = new Set<string>();
+  private warnings: Warning[] = [];
+  private reliantList: Reliant[] = [];
+  private scanning: Promise<void> | null = null;
+  private scanQueued = false;
+  private lastFullScan = 0;
+  private evalScheduled = false;
+  private stopped = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Last scan's numbers, for status and the benchmark. */
+  lastScan: { scanned: number; unreadable: number; ms: number; at: string } | null = null;
+
+  constructor(
+    private readonly host: DiagHost,
+    private readonly log: Log,
+    private readonly opts: DiagOptions,
+  ) {}
+
+  current(): Warning[] {
+    return this.warnings;
+  }
+
+  reliants(): Reliant[] {
+    return this.reliantList;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+  }
+
+  /** A rundir changed state: update its cycle and look again at who relies on it. */
+  onLifecycle(uid: number, prev: LifecycleState, next: LifecycleState, ctx: { status: RundirStatus; session: SessionInfo | null; deadline: string | null }): void {
+    let c = this.cycles.get(uid) ?? { n: 0, closing: null, purged: null, startOverPlain: false };
+    // A cycle starts when the rundir comes up after being down; starting over a plain dir that
+    // was already there (a kiosk's mkdir) is the same cycle.
+    const wasDown = prev === 'absent' || prev === 'closing' || prev === 'stopping';
+    if ((next === 'starting' || next === 'live') && wasDown) c = { n: c.n + 1, closing: null, purged: null, startOverPlain: false };
+    if (next === 'starting' && PLAIN.has(ctx.status)) c = { ...c, startOverPlain: true };
+    if ((next === 'closing' || next === 'stopping') && !c.closing) c = { ...c, closing: { session: ctx.session, deadline: ctx.deadline } };
+    if (next === 'absent' && (prev === 'live' || prev === 'closing' || prev === 'stopping')) c = { ...c, purged: { session: ctx.session, at: new Date().toISOString() } };
+    this.cycles.set(uid, c);
+    this.requestScan();
+  }
+
+  /** A filesystem was mounted on the rundir: over a plain directory, it hides what was in it. */
+  onMounted(uid: number, before: RundirStatus): void {
+    if (!PLAIN.has(before)) return;
+    const c = this.cycles.get(uid) ?? { n: 0, closing: null, purged: null, startOverPlain: false };
+    this.cycles.set(uid, { ...c, startOverPlain: true });
+    this.requestScan();
+  }
+
+  /** systemd finished a job for a unit: look at its processes now and once more a little later. */
+  onUnitJob(unit: string): void {
+    void this.scanUnit(unit);
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      void this.scanUnit(unit);
+    }, this.opts.unitSettleMs ?? 1000);
+    this.timers.add(t);
+  }
+
+  /** Coalesced full scan. */
+  requestScan(): void {
+    if (this.stopped) return;
+    if (this.scanning) {
+      this.scanQueued = true;
+      return;
+    }
+    this.scanning = this.fullScan().finally(() => {
+      this.scanning = null;
+      if (this.scanQueued) {
+        this.scanQueued = false;
+        this.requestScan();
+      }
+    });
+  }
+
+  /** For rundirctl doctor: a scan no older than minAgeMs, then the warnings. */
+  async fresh(minAgeMs = 1000): Promise<void> {
+    if (Date.now() - this.lastFullScan > minAgeMs) this.requestScan();
+    while (this.scanning) await this.scanning;
+    this.evaluate();
+  }
+
+  /** Something changed on disk (a pass ended): re-check missing paths soon, without scanning. */
+  evaluateSoon(): void {
+    if (this.evalScheduled || this.stopped) return;
+    this.evalScheduled = true;
+    setImmediate(() => {
+      this.evalScheduled = false;
+      this.evaluate();
+    });
+  }
+
+  private async fullScan(): Promise<void> {
+    try {
+      const r = await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), skipPid: this.opts.selfPid });
+      this.procs = new Map(r.procs.map((p) => [p.pid, p]));
+      this.lastFullScan = Date.now();
+      this.lastScan = { scanned: r.scanned, unreadable: r.unreadable, ms: Math.round(r.ms * 10) / 10, at: new Date().toISOString() };
+      this.log.debug({ scanned: r.scanned, reliant: r.procs.length, unreadable: r.unreadable, ms: r.ms }, 'process scan');
+    } catch (e) {
+      logEvent(this.log, 'source-error', { source: 'proc', error: (e as Error).message }, `cannot scan ${this.opts.procRoot}: ${(e as Error).message}`);
+    }
+    if (!this.stopped) this.evaluate();
+  }
+
+  private async scanUnit(unit: string): Promise<void> {
+    if (this.stopped) return;
+    const pids = await this.host.unitPids(unit);
+    if (pids === null) return this.requestScan();
+    try {
+      const r = pids.length ? await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), pids, skipPid: this.opts.selfPid }) : { procs: [] };
+      for (const [pid, p] of this.procs) if (p.cgroup?.unit === unit || pids.includes(pid)) this.procs.delete(pid);
+      for (const p of r.procs) this.procs.set(p.pid, p);
+    } catch (e) {
+      logEvent(this.log, 'source-error', { source: 'proc', error: (e as Error).message }, `cannot scan the processes of ${unit}: ${(e as Error).message}`);
+    }
+    if (!this.stopped) this.evaluate();
+  }
+
+  private view(uid: number): UidView {
+    return {
+      uid,
+      path: join(this.host.runtimeRoot(), String(uid)),
+      name: this.host.userName(uid),
+      lifecycle: this.host.lifecycle(uid),
+      linger: this.host.linger(uid),
+      cycle: this.cycles.get(uid) ?? { n: 0, closing: null, purged: null, startOverPlain: false },
+    };
+  }
+
+  /** Runs the diagnoser and raises what is new. */
+  evaluate(): void {
+    const reliants = groupReliants(this.host.runtimeRoot(), [...this.procs.values()]);
+    const views = new Map<number, UidView>();
+    for (const uid of new Set([...reliants.map((r) => r.uid), ...this.cycles.keys()])) views.set(uid, this.view(uid));
+    const missing = new Set<string>();
+    for (const r of reliants) {
+      for (const p of [...r.xdgRuntimeDirs, ...r.sockets]) {
+        try {
+          lstatSync(p);
+        } catch {
+          missing.add(p);
+        }
+      }
+    }
+    const now = diagnose({ mode: this.host.mode(), reliants, views, missing });
+    const keys = new Set(now.map((w) => w.key));
+    const max = this.opts.maxRaisedPerPass ?? 50;
+    let raised = 0;
+    let held = 0;
+    for (const w of now) {
+      if (this.said.has(w.key)) continue;
+      if (raised >= max) {
+        held++; // said on a later evaluation, when it is still true
+        continue;
+      }
+      this.said.add(w.key);
+      raised++;
+      logEvent(this.log, w.event, { uid: w.uid, path: w.path, unit: w.unit ?? undefined, instance: w.instance ?? undefined, object_pid: w.pid ?? undefined, subject: w.subject, remedy: w.remedy, ...w.fields }, w.message);
+      this.host.note(w.uid, w.event, `${w.subject}: ${w.message}`);
+    }
+    if (held > 0) this.log.warn({ held }, `${held} more warnings held back; rundirctl doctor lists them all`);
+    for (const k of this.said) {
+      const m = CYCLE_KEY.exec(k);
+      if (m) {
+        // A cycle's warnings stay said for that cycle; older cycles are forgotten.
+        if (Number(m[3]) < (this.cycles.get(Number(m[2]))?.n ?? 0)) this.said.delete(k);
+      } else if (!keys.has(k)) this.said.delete(k); // the cause went away: say it again if it returns
+    }
+    this.warnings = now;
+    this.reliantList = reliants;
+  }
+}

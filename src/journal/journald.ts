@@ -1,0 +1,157 @@
+// The journald destination behind pino: each JSON record becomes one datagram of journald's
+// native protocol (systemd.journal-fields(7), "Native Journal Protocol"), so that MESSAGE_ID,
+// RUNDIR_UID, UNIT, REMEDY … arrive as fields that journalctl can match on. unix-dgram supplies
+// the datagram socket that Node lacks.
+import dgram from 'unix-dgram';
+
+export type JournalField = [name: string, value: string];
+
+/** pino's field names → the journal fields the catalog and DESIGN.md name. */
+const RENAMED: Record<string, string> = {
+  msg: 'MESSAGE',
+  uid: 'RUNDIR_UID',
+  path: 'RUNDIR_PATH',
+  instance: 'SNAP_INSTANCE',
+  unit: 'UNIT',
+  object_pid: 'OBJECT_PID',
+  remedy: 'REMEDY',
+  event: 'RUNDIRD_EVENT',
+};
+/** Kept as they are. */
+const VERBATIM = new Set(['MESSAGE_ID', 'PRIORITY', 'SYSLOG_IDENTIFIER']);
+/** Dropped: the journal has its own timestamp, and PRIORITY says the level. */
+const DROPPED = new Set(['time', 'level', 'pid', 'hostname']);
+/** Names with a meaning of their own in the journal: ours get a prefix instead. */
+const RESERVED = new Set(['MESSAGE', 'MESSAGE_ID', 'PRIORITY', 'CODE_FILE', 'CODE_LINE', 'CODE_FUNC', 'ERRNO', 'INVOCATION_ID', 'USER_INVOCATION_ID', 'SYSLOG_FACILITY', 'SYSLOG_IDENTIFIER', 'SYSLOG_PID', 'SYSLOG_TIMESTAMP', 'SYSLOG_RAW', 'DOCUMENTATION', 'TID', 'UNIT', 'USER_UNIT', 'COREDUMP_UNIT', 'OBJECT_PID']);
+const LEVEL_PRIORITY: Record<string, number> = { trace: 7, debug: 7, info: 6, warn: 4, error: 3, fatal: 2 };
+/** A value longer than this is cut (journald refuses huge datagrams; nothing of ours is this long). */
+const MAX_VALUE = 16 * 1024;
+
+export function fieldName(key: string): string {
+  if (RENAMED[key]) return RENAMED[key]!;
+  if (VERBATIM.has(key)) return key;
+  const up = key.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+  return RESERVED.has(up) || !/^[A-Z]/.test(up) ? `RUNDIRD_${up.replace(/^_+/, '')}` : up;
+}
+
+/** A pino record (parsed JSON) as journal fields. */
+export function recordToFields(rec: Record<string, unknown>): JournalField[] {
+  const out: JournalField[] = [];
+  let priority: string | null = null;
+  for (const [k, v] of Object.entries(rec)) {
+    if (DROPPED.has(k) || v === undefined || v === null || v === '') continue;
+    const name = fieldName(k);
+    let value = typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    if (value.length > MAX_VALUE) value = value.slice(0, MAX_VALUE) + '…';
+    if (name === 'PRIORITY') {
+      priority = value;
+      continue;
+    }
+    out.push([name, value]);
+  }
+  const lvl = typeof rec.level === 'string' ? LEVEL_PRIORITY[rec.level] : undefined;
+  out.unshift(['PRIORITY', priority ?? String(lvl ?? 6)]);
+  if (!out.some(([n]) => n === 'SYSLOG_IDENTIFIER')) out.push(['SYSLOG_IDENTIFIER', 'rundird']);
+  if (!out.some(([n]) => n === 'MESSAGE')) out.push(['MESSAGE', '']);
+  return out;
+}
+
+/** The native protocol: `NAME=value\n`, or for a value with a newline `NAME\n` + 64-bit LE length + bytes + `\n`. */
+export function encodeEntry(fields: JournalField[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, value] of fields) {
+    if (!value.includes('\n')) {
+      parts.push(Buffer.from(`${name}=${value}\n`, 'utf8'));
+      continue;
+    }
+    const data = Buffer.from(value, 'utf8');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(data.length));
+    parts.push(Buffer.from(`${name}\n`, 'utf8'), len, data, Buffer.from('\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+export interface JournaldDestination {
+  write(line: string): boolean;
+  flushSync?(): void;
+  close(): void;
+}
+
+const MAX_QUEUE = 2048;
+
+/**
+ * A pino destination for journald. While journald is congested records wait in a bounded queue
+ * (the oldest dropped, and their number said once it drains); if the socket fails outright the
+ * records go to `fallback` (stdout, which systemd also gives to the journal) so that none is lost.
+ */
+export function journaldDestination(socketPath: string, fallback: (line: string) => void): JournaldDestination {
+  const sock = dgram.createSocket('unix_dgram');
+  const queue: Buffer[] = [];
+  let dropped = 0;
+  let broken: string | null = null;
+  sock.on('error', (e: Error) => {
+    broken = e.message;
+  });
+  sock.on('writable', () => drain());
+  const sendNow = (buf: Buffer): 'ok' | 'congested' | 'failed' => {
+    let result: 'ok' | 'congested' | 'failed' = 'ok';
+    sock.send(buf, 0, buf.length, socketPath, (err?: Error & { code?: unknown }) => {
+      if (!err) return;
+      if (err.message.includes('congestion')) result = 'congested';
+      else {
+        result = 'failed';
+        broken = err.message;
+      }
+    });
+    return result;
+  };
+  const drain = () => {
+    while (queue.length > 0) {
+      const r = sendNow(queue[0]!);
+      if (r === 'congested') return;
+      queue.shift();
+    }
+    if (dropped > 0) {
+      const n = dropped;
+      dropped = 0;
+      sendNow(encodeEntry([['PRIORITY', '4'], ['SYSLOG_IDENTIFIER', 'rundird'], ['MESSAGE', `journald was congested: ${n} log records were dropped`]]));
+    }
+  };
+  return {
+    write(line: string): boolean {
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        rec = { msg: line.trimEnd() };
+      }
+      const buf = encodeEntry(recordToFields(rec));
+      if (broken === null) {
+        if (queue.length > 0) {
+          queue.push(buf);
+          if (queue.length > MAX_QUEUE) {
+            queue.shift();
+            dropped++;
+          }
+          return true;
+        }
+        const r = sendNow(buf);
+        if (r === 'ok') return true;
+        if (r === 'congested') {
+          queue.push(buf);
+          return true;
+        }
+      }
+      fallback(line.endsWith('\n') ? line : line + '\n');
+      return true;
+    },
+    close() {
+      try {
+        sock.close();
+      } catch {
+        // closed already
+      }
+    },
+  };
+}

@@ -1,0 +1,45 @@
+// A fixture tree that stands in for /proc where the real one cannot be arranged: processes in
+// session scopes, user managers and snap services, with environments, fds and a socket table.
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface FakeProc {
+  pid: number;
+  comm?: string;
+  uid?: number;
+  /** The systemd cgroup path; omitted: a kernel thread (empty cgroup file, no environ). */
+  cgroup?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  /** fd number → link target (`socket:[N]`, a path, `pipe:[N]`). */
+  fds?: Record<number, string>;
+  netns?: string;
+}
+
+export class ProcFixture {
+  constructor(readonly root: string) {
+    mkdirSync(join(root, 'net'), { recursive: true });
+    writeFileSync(join(root, 'net/unix'), 'Num       RefCount Protocol Flags    Type St Inode Path\n');
+  }
+
+  add(p: FakeProc): void {
+    const dir = join(this.root, String(p.pid));
+    mkdirSync(join(dir, 'fd'), { recursive: true });
+    mkdirSync(join(dir, 'ns'));
+    mkdirSync(join(dir, 'net'));
+    const uid = p.uid ?? 0;
+    writeFileSync(join(dir, 'status'), `Name:\t${p.comm ?? `p${p.pid}`}\nState:\tS (sleeping)\nUid:\t${uid}\t${uid}\t${uid}\t${uid}\nGid:\t0\t0\t0\t0\n`);
+    writeFileSync(join(dir, 'cgroup'), p.cgroup ? `0::${p.cgroup}\n` : '');
+    writeFileSync(join(dir, 'environ'), p.env ? Object.entries(p.env).map(([k, v]) => `${k}=${v}\0`).join('') : '');
+    symlinkSync(p.cwd ?? '/', join(dir, 'cwd'));
+    for (const [fd, target] of Object.entries(p.fds ?? {})) symlinkSync(target, join(dir, 'fd', fd));
+    symlinkSync(p.netns ?? 'net:[4026531840]', join(dir, 'ns/net'));
+  }
+
+  /** A socket table row for the namespace every fixture process is in. */
+  socket(inode: number, path: string, listening = true, pids: number[] = []): void {
+    const row = `0000000000000000: 00000002 00000000 ${listening ? '00010000' : '00000000'} 0001 01 ${inode} ${path}\n`;
+    for (const pid of pids) writeFileSync(join(this.root, String(pid), 'net/unix'), 'Num       RefCount Protocol Flags    Type St Inode Path\n' + row, { flag: 'a' });
+    writeFileSync(join(this.root, 'net/unix'), row, { flag: 'a' });
+  }
+}

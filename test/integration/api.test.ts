@@ -1,0 +1,154 @@
+// The status API's socket and its limits, and rundirctl's exit codes against the real daemon.
+import { spawn } from 'node:child_process';
+import { lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DaemonProcess, GROUP, IS_ROOT, Sandbox, rootOnly, waitFor } from '../helpers/sandbox.js';
+
+const CTL = resolve(import.meta.dirname, '../../dist/src/bin/rundirctl.js');
+let sb: Sandbox;
+let d: DaemonProcess | null = null;
+const sock = () => join(sb.base, 'api.sock');
+
+beforeEach(() => {
+  sb = new Sandbox();
+});
+afterEach(async () => {
+  await d?.stop();
+  d = null;
+  sb.cleanup();
+});
+
+const start = (extra: string[] = []) => DaemonProcess.start(sb, ['--api-socket', sock(), ...extra]);
+
+function ctl(args: string[], uid?: number): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((res) => {
+    const c = spawn(process.execPath, [CTL, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid: uid } : {}) });
+    let out = '';
+    let err = '';
+    c.stdout!.on('data', (b: Buffer) => (out += b));
+    c.stderr!.on('data', (b: Buffer) => (err += b));
+    c.on('exit', (code) => res({ code, out, err }));
+  });
+}
+
+function raw(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((res, rej) => {
+    const r = request({ socketPath: sock(), path, method, headers }, (m) => {
+      let b = '';
+      m.on('data', (c: Buffer) => (b += c));
+      m.on('end', () => res({ status: m.statusCode!, body: b }));
+    });
+    r.on('error', rej);
+    r.end(body);
+  });
+}
+
+describe('status API', () => {
+  it('listens with mode 0600, answers GET only, refuses bodies, bad UIDs and unknown paths', async () => {
+    d = await start();
+    const st = lstatSync(sock());
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o600);
+    expect(st.uid).toBe(process.geteuid!());
+    expect((await raw('GET', '/v1/status')).status).toBe(200);
+    expect((await raw('HEAD', '/v1/status')).body).toBe('');
+    expect((await raw('POST', '/v1/status')).status).toBe(405);
+    expect((await raw('DELETE', '/v1/warnings')).status).toBe(405);
+    expect((await raw('GET', '/v1/status', 'x'.repeat(100), { 'content-length': '100' })).status).toBe(413);
+    expect((await raw('GET', '/v1/rundirs/abc/timeline')).status).toBe(400);
+    expect((await raw('GET', '/v1/rundirs/99999999999/timeline')).status).toBe(400);
+    expect((await raw('GET', '/v1/doctor?uid=-1')).status).toBe(400);
+    expect((await raw('GET', '/v1/rundirs/123/timeline')).status).toBe(404);
+    expect((await raw('GET', '/etc/passwd')).status).toBe(404);
+    expect((await raw('GET', '/v1/' + 'a'.repeat(2000))).status).toBe(414);
+    // headers beyond the limit close the connection; the daemon stays up
+    await expect(raw('GET', '/v1/status', undefined, { 'x-big': 'y'.repeat(20000) })).rejects.toThrow();
+    expect((await raw('GET', '/v1/status')).status).toBe(200);
+  });
+
+  it('gives the socket to a configured group (0660)', async () => {
+    writeFileSync(sb.config, `snap-removal-grace: 0\napi-group: "${GROUP}"\n`);
+    d = await start();
+    const st = lstatSync(sock());
+    expect(st.mode & 0o777).toBe(0o660);
+    expect(st.gid).toBe(GROUP);
+  });
+
+  it('replaces a stale socket of an earlier run, and removes its own at stop', async () => {
+    const stale = spawn(process.execPath, ['-e', `require('net').createServer().listen(process.argv[1], () => console.log('up'))`, sock()], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let up = false;
+    stale.stdout!.on('data', () => (up = true));
+    await waitFor(() => up, 'stale server');
+    stale.kill('SIGKILL'); // leaves the socket file behind
+    await new Promise((r) => stale.once('exit', r));
+    expect(lstatSync(sock()).isSocket()).toBe(true);
+    d = await start();
+    // (the inode number may well be reused: that the daemon answers is the proof)
+    expect((await ctl(['--api-socket', sock(), 'status'])).code).toBe(0);
+    await d.stop();
+    d = null;
+    expect(() => lstatSync(sock())).toThrow();
+  });
+
+  it('never replaces a file, a symlink or a live socket at its path', async () => {
+    writeFileSync(sock(), 'precious');
+    let p = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, '--api-socket', sock()]);
+    expect(await p.wait()).toBe(1);
+    expect(p.stderr).toContain('exists and is not a socket');
+    expect(readFileSync(sock(), 'utf8')).toBe('precious');
+
+    const link = join(sb.base, 'link.sock');
+    symlinkSync(sock(), link);
+    p = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, '--api-socket', link]);
+    expect(await p.wait()).toBe(1);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+
+    const live = join(sb.base, 'live.sock');
+    const srv = createServer().listen(live);
+    await new Promise((r) => srv.once('listening', r));
+    p = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, '--api-socket', live]);
+    expect(await p.wait()).toBe(1);
+    expect(p.stderr).toContain('another process');
+    srv.close();
+  });
+});
+
+describe('rundirctl exit codes', () => {
+  it('0 healthy, 1 nothing recorded, 64 usage, 69 unreachable', async () => {
+    d = await start();
+    const s = await ctl(['--api-socket', sock(), 'status']);
+    expect(s.code).toBe(0);
+    expect(s.out).toContain('inotify mode');
+    expect(s.out).toContain('no warnings');
+    expect(JSON.parse((await ctl(['--api-socket', sock(), '--json', 'status'])).out).mode).toBe('inotify');
+    const doc = await ctl(['--api-socket', sock(), 'doctor']);
+    expect(doc.code).toBe(0);
+    expect(doc.out).toContain('no problems found');
+    expect((await ctl(['--api-socket', sock(), 'timeline', '4242'])).code).toBe(1);
+    expect((await ctl(['--api-socket', sock(), 'frobnicate'])).code).toBe(64);
+    expect((await ctl(['--api-socket', sock(), 'timeline'])).code).toBe(64);
+    expect((await ctl(['--api-socket', sock(), 'timeline', 'root'])).code).toBe(64);
+    expect((await ctl(['--api-socket', sock(), '--bogus', 'status'])).code).toBe(64);
+    const un = await ctl(['--api-socket', join(sb.base, 'nothing.sock'), 'status']);
+    expect(un.code).toBe(69);
+    expect(un.err).toContain('is rundird running?');
+  });
+
+  it('77 for a user who may not open the socket', async () => {
+    if (rootOnly('rundirctl as nobody')) return;
+    d = await start();
+    const r = await ctl(['--api-socket', sock(), 'status'], 65534);
+    expect(r.code).toBe(77);
+    expect(r.err).toContain('permission denied');
+  });
+
+  it('70 when something else answers on the socket', async () => {
+    const srv = createServer((c) => c.end('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello')).listen(sock());
+    await new Promise((r) => srv.once('listening', r));
+    expect((await ctl(['--api-socket', sock(), 'status'])).code).toBe(70);
+    srv.close();
+  });
+});

@@ -1,0 +1,87 @@
+// Classification through a fixture proc tree (sessions, user managers, snap services, kernel
+// threads), the journal fields of a snap daemon's warning, and no flood from thousands of processes.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EVENTS } from '../../src/journal/events.js';
+import { scanProcs } from '../../src/sources/procs.js';
+import { JournalReceiver } from '../helpers/journal.js';
+import { ProcFixture } from '../helpers/procfs.js';
+import { DaemonProcess, Sandbox, USER } from '../helpers/sandbox.js';
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+
+const CTL = resolve(import.meta.dirname, '../../dist/src/bin/rundirctl.js');
+let sb: Sandbox;
+let journal: JournalReceiver;
+let fx: ProcFixture;
+let fxBase: string;
+let d: DaemonProcess | null = null;
+
+beforeEach(() => {
+  sb = new Sandbox();
+  journal = new JournalReceiver(sb.base);
+  // On tmpfs when there is one: 10,000 small files on a disk filesystem take seconds to make.
+  fxBase = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : sb.base, 'rundird-proc-'));
+  fx = new ProcFixture(fxBase);
+});
+afterEach(async () => {
+  await d?.stop();
+  d = null;
+  journal.close();
+  rmSync(fxBase, { recursive: true, force: true });
+  sb.cleanup();
+});
+
+function ctl(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((res) => {
+    const c = spawn(process.execPath, [CTL, '--api-socket', join(sb.base, 'api.sock'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout!.on('data', (b: Buffer) => (out += b));
+    c.on('exit', (code) => res({ code, out }));
+  });
+}
+
+describe('who relies on which rundir, from a fixture proc tree', () => {
+  it('tells sessions, user managers and system services apart, reads sockets by inode, skips kernel threads', async () => {
+    const rd = sb.rundir(USER);
+    fx.add({ pid: 100, cgroup: `/user.slice/user-${USER}.slice/session-3.scope`, env: { XDG_RUNTIME_DIR: rd } });
+    fx.add({ pid: 200, comm: 'frame', cgroup: '/system.slice/snap.frame.daemon.service', env: { XDG_RUNTIME_DIR: `${rd}/snap.frame`, SNAP_INSTANCE_NAME: 'frame' }, fds: { 0: '/dev/null', 3: 'socket:[777]', 4: 'pipe:[9]' } });
+    fx.add({ pid: 300, cgroup: `/user.slice/user-${USER}.slice/user@${USER}.service/app.slice/foo.service`, cwd: rd });
+    fx.add({ pid: 400, comm: 'kthreadd' });
+    fx.add({ pid: 500, cgroup: '/system.slice/other.service', env: { XDG_RUNTIME_DIR: '/run/user/elsewhere' }, fds: { 5: `${rd}/log (deleted)` } });
+    fx.socket(777, `${rd}/snap.frame/wayland-0`, true, [200]);
+    fx.socket(778, `${rd}/unrelated`, true, [200]);
+    const r = await scanProcs({ procRoot: fx.root, runtimeRoot: sb.runtimeRoot });
+    expect(r.scanned).toBe(5);
+    const byPid = new Map(r.procs.map((p) => [p.pid, p]));
+    expect([...byPid.keys()].sort()).toEqual([100, 200, 300, 500]);
+    expect(byPid.get(200)).toMatchObject({ snapInstance: 'frame', sockets: [{ path: `${rd}/snap.frame/wayland-0`, listening: true }], cgroup: { unit: 'snap.frame.daemon.service' } });
+    expect(byPid.get(300)).toMatchObject({ cwd: rd, cgroup: { userManagerUid: USER } });
+    expect(byPid.get(500)).toMatchObject({ xdgRuntimeDir: '/run/user/elsewhere', files: [{ path: `${rd}/log`, deleted: true }] });
+    // Only the given PIDs when a unit is scanned.
+    expect((await scanProcs({ procRoot: fx.root, runtimeRoot: sb.runtimeRoot, pids: [200, 999] })).procs.map((p) => p.pid)).toEqual([200]);
+  });
+
+  it('a snap daemon with a missing XDG_RUNTIME_DIR: one warning with UNIT and SNAP_INSTANCE, however many processes, however often asked', async () => {
+    sb.makeRundir();
+    const rd = sb.rundir(USER);
+    for (let i = 0; i < 2000; i++) fx.add({ pid: 1000 + i, comm: 'frame', cgroup: '/system.slice/snap.frame.daemon.service', env: { XDG_RUNTIME_DIR: `${rd}/snap.frame` } });
+    fx.add({ pid: 300, cgroup: `/user.slice/user-${USER}.slice/user@${USER}.service/app.slice/foo.service`, env: { XDG_RUNTIME_DIR: `${rd}/snap.gone` } });
+    d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, '--proc-root', fx.root, '--no-logind', '--log-target', 'journal', '--journal-socket', journal.path, '--api-socket', join(sb.base, 'api.sock')]);
+    const w = await journal.waitFor('runtime-dir-missing');
+    expect(w).toMatchObject({ MESSAGE_ID: EVENTS['runtime-dir-missing'].id, PRIORITY: '4', UNIT: 'snap.frame.daemon.service', SNAP_INSTANCE: 'frame', OBJECT_PID: '1000', RUNDIR_UID: String(USER), XDG_RUNTIME_DIR: `${rd}/snap.frame` });
+    expect(w.REMEDY).toContain('systemctl edit snap.frame.daemon.service');
+    expect(w.REMEDY).toContain('/var/snap/frame/common/run');
+    for (let i = 0; i < 3; i++) expect((await ctl(['doctor'])).code).toBe(1);
+    const doc = JSON.parse((await ctl(['doctor', '--json'])).out);
+    expect(doc.reliants.map((r: { label: string; inSession: boolean; pids: number[] }) => [r.label, r.inSession])).toEqual([
+      ['foo.service', true],
+      ['snap.frame.daemon.service', false],
+    ]);
+    expect(doc.lastScan.scanned).toBe(2001);
+    // The user manager's missing dir is the user's own business: no warning for it.
+    expect(journal.byEvent('runtime-dir-missing').length).toBe(1);
+    expect(journal.entries.filter((e) => e.PRIORITY <= '4' && e.RUNDIRD_EVENT !== 'runtime-dir-missing')).toEqual([]);
+  });
+});
