@@ -33,7 +33,7 @@ export interface DiagOptions {
 }
 
 const PLAIN: ReadonlySet<RundirStatus> = new Set(['plain', 'root-owned', 'foreign-owner']);
-const CYCLE_KEY = /^(closing|purged|hidden):(\d+):(\d+)/;
+const CYCLE_KEY = /^(closing|purged|hidden|missing):(\d+):(\d+)/;
 
 export class Diagnostics {
   private procs = new Map<number, ProcRecord>();

@@ -51,6 +51,10 @@ export function recordToFields(rec: Record<string, unknown>): JournalField[] {
   }
   const lvl = typeof rec.level === 'string' ? LEVEL_PRIORITY[rec.level] : undefined;
   out.unshift(['PRIORITY', priority ?? String(lvl ?? 6)]);
+  // `journalctl -u UNIT` also shows root's records with OBJECT_SYSTEMD_UNIT=UNIT: a kiosk
+  // integrator reading their own unit's log sees rundird's warnings about it.
+  const unit = out.find(([n]) => n === 'UNIT');
+  if (unit) out.push(['OBJECT_SYSTEMD_UNIT', unit[1]]);
   if (!out.some(([n]) => n === 'SYSLOG_IDENTIFIER')) out.push(['SYSLOG_IDENTIFIER', 'rundird']);
   if (!out.some(([n]) => n === 'MESSAGE')) out.push(['MESSAGE', '']);
   return out;

@@ -132,7 +132,9 @@ export function diagnose(input: DiagInput): Warning[] {
     for (const dir of r.xdgRuntimeDirs) {
       if (!input.missing.has(dir)) continue;
       out.push({
-        ...base(v, r, 'runtime-dir-missing', `missing:${r.key}:${dir}`),
+        // Per cycle: logind's purge unmounts first, so the plain dir underneath shows for a moment
+        // before it goes too; that flicker is not a new cause.
+        ...base(v, r, 'runtime-dir-missing', `missing:${r.uid}:${v.cycle.n}:${r.key}:${dir}`),
         message: `${who} has XDG_RUNTIME_DIR=${dir}, which does not exist: whatever it creates there fails`,
         remedy: `Restart ${r.unit ?? `the process ${r.mainPid}`} once ${v.path} exists again (rundird re-creates snap private dirs in a live rundir); then keep it from going:\n${remedyFor(v, r)}`,
         fields: { ...common, xdg_runtime_dir: dir },

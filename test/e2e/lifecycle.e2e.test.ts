@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Container, PROJECT, cannotBoot } from './container.js';
+import { EVENTS } from '../../src/journal/events.js';
 
 const why = cannotBoot();
 if (why) {
@@ -20,6 +21,20 @@ let c: Container;
 let session = 0;
 
 const privateDirsOk = `for s in ${SNAPS.join(' ')}; do test "$(stat -c %U:%a ${RD}/snap.$s 2>/dev/null)" = e2euser:700 || exit 1; done`;
+type Entry = Record<string, string>;
+/** journalctl -o json, one object per record; fields journald keeps as bytes are decoded. */
+const journal = (args: string): Entry[] =>
+  c
+    .exec(`journalctl -o json --no-pager ${args}`)
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const o = JSON.parse(l) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(o)) if (Array.isArray(v) && v.every((x) => typeof x === 'number')) o[k] = Buffer.from(v as number[]).toString('utf8');
+      return o as Entry;
+    });
+const byId = (event: keyof typeof EVENTS, extra = '') => journal(`MESSAGE_ID=${EVENTS[event].id} ${extra}`);
+const hasRecord = (event: keyof typeof EVENTS, grep: string) => `journalctl -o json --no-pager MESSAGE_ID=${EVENTS[event].id} | grep -q '${grep}'`;
 const login = () => c.exec(`systemd-run --quiet --unit=e2e-session-${++session} -p PAMName=login -p User=e2euser sleep infinity`);
 const logout = () => c.exec(`systemctl stop e2e-session-${session}`);
 
@@ -76,9 +91,9 @@ describe.skipIf(why !== null)('real systemd, logind and PAM', () => {
     await c.waitUntil(privateDirsOk, 'private dirs after login');
     timings.login_to_private_dirs_ms = Date.now() - t0;
     expect(c.exec(`findmnt -n -o FSTYPE ${RD}`).trim()).toBe('tmpfs');
-    const log = c.exec('journalctl -u rundird -o cat');
-    expect(log).toContain('"event":"rundir-mounted"');
-    expect(log).toContain(`"path":"${RD}/snap.hello-world"`);
+    // Native journal fields, not JSON text: journald matches on them.
+    expect(journal(`-u rundird RUNDIRD_EVENT=rundir-mounted RUNDIR_UID=${UID}`).length).toBeGreaterThan(0);
+    expect(journal(`-u rundird RUNDIRD_EVENT=privdir-created RUNDIR_PATH=${RD}/snap.hello-world`)[0]).toMatchObject({ SYSLOG_IDENTIFIER: 'rundird', SNAP_INSTANCE: 'hello-world', MESSAGE_ID: EVENTS['privdir-created'].id });
   });
 
   it('a private dir removed by hand comes back', async () => {
@@ -94,14 +109,10 @@ describe.skipIf(why !== null)('real systemd, logind and PAM', () => {
     // logind's stop job must not have been upset by rundird (it re-makes nothing in a purge).
     expect(c.exec(`systemctl show -p Result --value user-runtime-dir@${UID}.service`).trim()).toBe('success');
     // Real logind and systemd drove the lifecycle: closing (with the session that caused it), stopping, absent.
-    const states = c
-      .exec(`journalctl -u rundird -o cat | grep '"event":"rundir-state"' | grep '"uid":${UID}'`)
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { state: string; session_service?: string });
-    const seq = states.map((x) => x.state);
+    const states = journal(`-u rundird RUNDIRD_EVENT=rundir-state RUNDIR_UID=${UID}`);
+    const seq = states.map((x) => x.STATE);
     expect(seq.slice(seq.lastIndexOf('live'))).toEqual(['live', 'closing', 'stopping', 'absent']);
-    expect(states.find((x) => x.state === 'closing')!.session_service).toBe('login');
+    expect(states.find((x) => x.STATE === 'closing')!.SESSION_SERVICE).toBe('login');
     login();
     await c.waitUntil(privateDirsOk, 'private dirs after the second login');
   });
@@ -124,4 +135,99 @@ describe.skipIf(why !== null)('real systemd, logind and PAM', () => {
     await c.waitUntil(privateDirsOk, 'convergence after start');
     logout();
   });
+
+  // The field case: a root kiosk server outside any session, its socket under /run/user/0, and
+  // a root login that opens and closes.
+  const KIOSK = `[Unit]
+Description=e2e kiosk: a root server outside any login session
+[Service]
+Environment=XDG_RUNTIME_DIR=/run/user/0/snap.kiosk
+ExecStartPre=/bin/mkdir -p /run/user/0/snap.kiosk
+ExecStart=${process.execPath} -e "require('net').createServer().listen(process.env.XDG_RUNTIME_DIR + '/wayland-0')"
+`;
+  const SOCK = '/run/user/0/snap.kiosk/wayland-0';
+  let rootSession = 0;
+  const rootLogin = () => c.exec(`systemd-run --quiet --unit=e2e-root-${++rootSession} -p PAMName=login -p User=root sleep infinity`);
+  const rootLogout = () => c.exec(`systemctl stop e2e-root-${rootSession}`);
+  const doctor = (uid: number) => c.exec(`rundirctl doctor ${uid}; echo "rc=$?"`);
+
+  it('a root kiosk outside any session: warned in the journal with its fields, explained by journalctl -x', async () => {
+    c.exec(`cat > /etc/systemd/system/e2e-kiosk.service <<'EOF'\n${KIOSK}EOF\nsystemctl daemon-reload && systemctl start e2e-kiosk`);
+    await c.waitUntil(`test -S ${SOCK}`, 'the kiosk socket');
+    const pid = c.exec('systemctl show -p MainPID --value e2e-kiosk').trim();
+    timings.kiosk_start_to_warning_ms = await c.waitUntil(hasRecord('reliant-without-linger', 'e2e-kiosk.service'), 'the linger warning');
+    const w = byId('reliant-without-linger', 'UNIT=e2e-kiosk.service')[0]!;
+    expect(w).toMatchObject({ PRIORITY: '4', SYSLOG_IDENTIFIER: 'rundird', _SYSTEMD_UNIT: 'rundird.service', RUNDIR_UID: '0', RUNDIR_PATH: '/run/user/0', OBJECT_PID: pid });
+    expect(w.REMEDY).toContain('loginctl enable-linger root');
+    expect(w.REMEDY).toContain('systemctl edit e2e-kiosk.service');
+    // The catalog, installed by the package, explains it (with the record's fields filled in).
+    const x = c.exec(`journalctl -x --no-pager MESSAGE_ID=${EVENTS['reliant-without-linger'].id}`);
+    expect(x).toContain('e2e-kiosk.service runs outside any login session of UID 0');
+    expect(x).toContain('loginctl enable-linger root');
+    // And the kiosk's own log shows it (OBJECT_SYSTEMD_UNIT).
+    expect(journal('-u e2e-kiosk').some((e) => e.MESSAGE_ID === EVENTS['reliant-without-linger'].id)).toBe(true);
+  });
+
+  it('a root login hides its socket, its logout closes and purges /run/user/0: each warned once, with the cause; rundirctl doctor 0 says the fix', async () => {
+    const t0 = Date.now();
+    rootLogin();
+    await c.waitUntil(hasRecord('sockets-hidden-by-mount', SOCK), 'the hidden-sockets warning');
+    timings.root_login_to_hidden_warning_ms = Date.now() - t0;
+    expect(c.exec('findmnt -n -o FSTYPE /run/user/0').trim()).toBe('tmpfs');
+    await c.waitUntil(`rundirctl timeline 0 | grep -q session-new`, 'the session known to rundird');
+    const t1 = Date.now();
+    rootLogout();
+    await c.waitUntil(hasRecord('rundir-closing-under-services', 'e2e-kiosk'), 'the closing warning');
+    timings.logout_to_closing_warning_ms = Date.now() - t1;
+    await c.waitUntil(hasRecord('rundir-purged-under-services', 'e2e-kiosk'), 'the purge warning');
+    timings.logout_to_purge_warning_ms = Date.now() - t1;
+    const closing = byId('rundir-closing-under-services')[0]!;
+    expect(closing).toMatchObject({ PRIORITY: '3', UNIT: 'e2e-kiosk.service', SESSION_SERVICE: 'login', SESSION_ID: expect.stringMatching(/\S/) });
+    expect(Date.parse(closing.DEADLINE!)).toBeGreaterThan(0);
+    const purged = byId('rundir-purged-under-services')[0]!;
+    expect(JSON.parse(purged.GONE!)).toContain(SOCK);
+    expect(purged.SESSION_ID).toBe(closing.SESSION_ID);
+    await c.waitUntil(hasRecord('runtime-dir-missing', 'e2e-kiosk'), 'the missing-dir warning');
+    for (const e of ['sockets-hidden-by-mount', 'rundir-closing-under-services', 'rundir-purged-under-services', 'runtime-dir-missing'] as const) expect(byId(e).map((x) => `${x.__REALTIME_TIMESTAMP} ${x.MESSAGE}`), e).toHaveLength(1);
+
+    const out = doctor(0);
+    expect(out).toContain('rc=1');
+    expect(out).toContain(`session ${closing.SESSION_ID} (login)`);
+    expect(out).toContain('loginctl enable-linger root');
+    expect(out).toContain('PAMName=login');
+    expect(c.exec('rundirctl timeline 0')).toMatch(/state-closing +after session \S+ \(login\) closed/);
+  });
+
+  it('with linger for root: no purge and no purge warning; doctor 0 is healthy', async () => {
+    c.exec('loginctl enable-linger root');
+    await c.waitUntil('findmnt -n /run/user/0', 'the lingering tmpfs');
+    c.exec('systemctl restart e2e-kiosk');
+    await c.waitUntil(`test -S ${SOCK}`, 'the kiosk socket on the tmpfs');
+    const before = byId('rundir-purged-under-services').length + byId('rundir-closing-under-services').length;
+    rootLogin();
+    await c.waitUntil(`rundirctl timeline 0 | grep -c session-new | grep -qx 2`, 'the second root session known');
+    rootLogout();
+    await c.waitUntil(`rundirctl timeline 0 | grep -c session-removed | grep -qx 2`, 'its close known');
+    // Past UserStopDelaySec (1 s here): waiting for something not to happen.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(c.tryExec(`test -S ${SOCK}`)).toBe(true);
+    expect(byId('rundir-purged-under-services').length + byId('rundir-closing-under-services').length).toBe(before);
+    await c.waitUntil(`rundirctl doctor 0`, 'a healthy diagnosis');
+    expect(doctor(0)).toContain('rc=0');
+    c.exec('loginctl disable-linger root && systemctl stop e2e-kiosk');
+  });
+
+  it('with logind’s default UserStopDelaySec (10 s) the purge waits for it', async () => {
+    // A later drop-in puts the default back (the test's own is bound in and stays).
+    c.exec('printf "[Login]\\nUserStopDelaySec=10\\n" > /etc/systemd/logind.conf.d/zz-default.conf && systemctl restart systemd-logind');
+    await c.waitUntil(`rundirctl status | grep -q 'logind mode'`, 'rundird back in logind mode');
+    login();
+    await c.waitUntil(privateDirsOk, 'private dirs');
+    const t0 = Date.now();
+    logout();
+    await c.waitUntil(`! test -e ${RD}`, 'the purge after 10 s', 40_000);
+    timings.default_delay_logout_to_purged_ms = Date.now() - t0;
+    const closing = journal(`-u rundird RUNDIRD_EVENT=rundir-state RUNDIR_UID=${UID} STATE=closing`).pop()!;
+    expect(closing.MESSAGE).toContain('removal due in 10 s (UserStopDelaySec)');
+  }, 60_000);
 });

@@ -124,6 +124,8 @@ describe('diagnose', () => {
   it('after a purge, lists what is gone, and says a missing XDG_RUNTIME_DIR', () => {
     const ws = run(view(0, { lifecycle: 'absent', cycle: cycle({ n: 3, closing: { session, deadline: null }, purged: { session, at: 'now' } }) }), ['/run/user/0/snap.frame/wayland-0', '/run/user/0/snap.frame']);
     expect(ws.map((w) => w.event).sort()).toEqual(['rundir-closing-under-services', 'rundir-purged-under-services', 'runtime-dir-missing']);
+    // keyed to the cycle: a plain dir showing for a moment between unmount and removal is no new cause
+    expect(ws.find((w) => w.event === 'runtime-dir-missing')!.key).toBe('missing:0:3:snap.frame.daemon.service:/run/user/0/snap.frame');
     expect(ws.find((w) => w.event === 'rundir-purged-under-services')!.fields.gone).toEqual(['/run/user/0/snap.frame/wayland-0', '/run/user/0/snap.frame']);
     // nothing gone → no purge warning (the service only had its cwd elsewhere, say)
     expect(run(view(0, { lifecycle: 'absent', cycle: cycle({ purged: { session: null, at: 'now' } }) })).filter((w) => w.event === 'rundir-purged-under-services')).toEqual([]);
@@ -142,7 +144,7 @@ describe('journald native protocol', () => {
     const rec = { level: 'warn', time: 'x', SYSLOG_IDENTIFIER: 'rundird', event: 'e', MESSAGE_ID: 'abc', PRIORITY: 4, uid: 0, path: '/run/user/0', unit: 'k.service', instance: 'frame', object_pid: 10, remedy: 'one\ntwo', via: ['env'], 'session-id': '3', msg: 'hello' };
     const fields = recordToFields(rec);
     const back = decodeEntry(encodeEntry(fields));
-    expect(back).toEqual({ PRIORITY: '4', SYSLOG_IDENTIFIER: 'rundird', RUNDIRD_EVENT: 'e', MESSAGE_ID: 'abc', RUNDIR_UID: '0', RUNDIR_PATH: '/run/user/0', UNIT: 'k.service', SNAP_INSTANCE: 'frame', OBJECT_PID: '10', REMEDY: 'one\ntwo', VIA: '["env"]', SESSION_ID: '3', MESSAGE: 'hello' });
+    expect(back).toEqual({ PRIORITY: '4', SYSLOG_IDENTIFIER: 'rundird', RUNDIRD_EVENT: 'e', MESSAGE_ID: 'abc', RUNDIR_UID: '0', RUNDIR_PATH: '/run/user/0', UNIT: 'k.service', SNAP_INSTANCE: 'frame', OBJECT_PID: '10', REMEDY: 'one\ntwo', VIA: '["env"]', SESSION_ID: '3', MESSAGE: 'hello', OBJECT_SYSTEMD_UNIT: 'k.service' });
     expect(recordToFields({ level: 'error', msg: 'x' })[0]).toEqual(['PRIORITY', '3']);
     expect(fieldName('errno')).toBe('RUNDIRD_ERRNO');
     expect(fieldName('_secret')).toBe('RUNDIRD_SECRET');
