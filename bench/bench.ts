@@ -2,12 +2,13 @@
 // mkdir/chown/chmod), on a tmpfs as /run/user is. Prints one JSON object. Needs root: the
 // rundirs belong to many different users.
 //   --trials N (default 200)  --burst N (default 1000)  --instances N (default 20)
-//   --idle-seconds N (default 10)  --no-baseline
+//   --idle-seconds N (default 10)  --no-baseline  --scan-only (just the process scan)
 // BENCH_PROF=1 writes a CPU profile of the daemon to /tmp/prof.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { scanProcs } from '../src/sources/procs.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -16,6 +17,7 @@ const { values: opt } = parseArgs({
     instances: { type: 'string', default: '20' },
     'idle-seconds': { type: 'string', default: '10' },
     'no-baseline': { type: 'boolean', default: false },
+    'scan-only': { type: 'boolean', default: false },
   },
 });
 const TRIALS = Number(opt.trials);
@@ -204,7 +206,53 @@ async function startBaseline(t: ReturnType<typeof makeTree>): Promise<ChildProce
   return child;
 }
 
+/**
+ * The cost of a full process scan (what a lifecycle transition or rundirctl doctor triggers):
+ * fixture trees of N processes with 8 fds each on tmpfs, a tenth of them relying on a rundir,
+ * and this machine's real /proc. Median of 5.
+ */
+async function processScan(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const median = async (f: () => Promise<unknown>) => {
+    const xs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await f();
+      xs.push(performance.now() - t0);
+    }
+    return Number(xs.sort((a, b) => a - b)[2]!.toFixed(1));
+  };
+  for (const n of [1000, 5000]) {
+    const base = mkdtempSync('/dev/shm/rundird-bench-proc-');
+    try {
+      writeFileSync(join(base, 'unix'), '');
+      for (let pid = 1; pid <= n; pid++) {
+        const d = join(base, String(pid));
+        mkdirSync(join(d, 'fd'), { recursive: true });
+        mkdirSync(join(d, 'ns'));
+        writeFileSync(join(d, 'status'), `Name:\tp${pid}\nUid:\t0\t0\t0\t0\n`);
+        writeFileSync(join(d, 'cgroup'), `0::/system.slice/unit${pid % 100}.service\n`);
+        writeFileSync(join(d, 'environ'), `PATH=/usr/bin\0HOME=/root\0${pid % 10 === 0 ? 'XDG_RUNTIME_DIR=/run/user/0\0' : ''}`);
+        symlinkSync('/', join(d, 'cwd'));
+        symlinkSync('net:[1]', join(d, 'ns/net'));
+        for (let fd = 0; fd < 8; fd++) symlinkSync(fd < 3 ? '/dev/null' : `pipe:[${pid * 10 + fd}]`, join(d, 'fd', String(fd)));
+      }
+      out[`fixture_${n}_processes_ms`] = await median(() => scanProcs({ procRoot: base, runtimeRoot: '/run/user' }));
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  }
+  let scanned = 0;
+  out.real_proc_ms = await median(async () => (scanned = (await scanProcs({ procRoot: '/proc', runtimeRoot: '/run/user' })).scanned));
+  out.real_proc_processes = scanned;
+  return out;
+}
+
 async function main(): Promise<void> {
+  if (opt['scan-only']) {
+    process.stdout.write(JSON.stringify({ process_scan: await processScan() }, null, 2) + '\n');
+    return;
+  }
   const out: Record<string, unknown> = {
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, fs: 'tmpfs' },
     scenario: { instances: N_INST, latency_trials: TRIALS, burst_rundirs: BURST, idle_seconds: IDLE_S },
@@ -231,6 +279,7 @@ async function main(): Promise<void> {
       };
     }
   }
+  out.process_scan = await processScan();
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 }
 

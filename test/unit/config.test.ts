@@ -80,3 +80,23 @@ describe('command line', () => {
     expect(() => parseCli(['--frobnicate'], {})).toThrow(UsageError);
   });
 });
+
+describe('diagnosis and API keys', () => {
+  it('reads proc-root, api-socket and api-group, and names the line of a bad one', () => {
+    const c = parseConfig('proc-root: /tmp/proc\napi-socket: /tmp/a.sock\napi-group: 4242\n', F);
+    expect(c).toMatchObject({ procRoot: '/tmp/proc', apiSocket: '/tmp/a.sock', apiGroup: '4242' });
+    expect(parseConfig('api-group: rundird\n', F).apiGroup).toBe('rundird');
+    expect(err('log-level: info\napi-socket: relative.sock\n').message).toBe(`${F}:2: key "api-socket": expected an absolute path, got "relative.sock"`);
+    expect(err('api-group: "a b"\n').message).toContain('"a b" is not a group name or GID');
+    expect(err('proc-root: [x]\n').message).toContain('key "proc-root"');
+  });
+
+  it('takes --proc-root, --api-socket and --log-target on the command line', () => {
+    const cli = parseCli(['--proc-root', '/p', '--api-socket', '/a.sock', '--log-target', 'journal', '--journal-socket', '/j'], {});
+    expect(cli.overrides).toMatchObject({ 'proc-root': '/p', 'api-socket': '/a.sock' });
+    expect(cli).toMatchObject({ logTarget: 'journal', journalSocket: '/j', apiSocketExplicit: true });
+    expect(applyOverrides(DEFAULTS, cli.overrides)).toMatchObject({ procRoot: '/p', apiSocket: '/a.sock' });
+    expect(() => parseCli(['--log-target', 'syslog'], {})).toThrow(UsageError);
+    expect(parseCli([], {})).toMatchObject({ logTarget: 'auto', apiSocketExplicit: false });
+  });
+});
