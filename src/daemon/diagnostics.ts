@@ -1,7 +1,7 @@
 // Who relies on which rundir, and the warnings that follow. Scans are event-driven: a full scan
 // on rundir lifecycle transitions (coalesced: one running, at most one queued), a unit's own
 // processes when systemd finishes a job for it, and on demand (rundirctl doctor). Never periodic.
-import { lstatSync } from 'node:fs';
+import { lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { logEvent, type Log } from '../journal/logger.js';
 import { diagnose, type CycleFacts, type UidView, type Warning } from '../reconcile/diagnose.js';
@@ -51,11 +51,22 @@ export class Diagnostics {
   /** Last scan's numbers, for status and the benchmark. */
   lastScan: { scanned: number; unreadable: number; ms: number; at: string } | null = null;
 
+  /** The daemon's own PID as this proc root sees it (none in a fixture tree, whose PIDs are made up). */
+  private readonly skipPid: number | undefined;
+
   constructor(
     private readonly host: DiagHost,
     private readonly log: Log,
     private readonly opts: DiagOptions,
-  ) {}
+  ) {
+    let self: string | null = null;
+    try {
+      self = readlinkSync(join(opts.procRoot, 'self'));
+    } catch {
+      // a fixture tree
+    }
+    this.skipPid = self === String(opts.selfPid) ? opts.selfPid : undefined;
+  }
 
   current(): Warning[] {
     return this.warnings;
@@ -137,7 +148,7 @@ export class Diagnostics {
 
   private async fullScan(): Promise<void> {
     try {
-      const r = await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), skipPid: this.opts.selfPid });
+      const r = await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), skipPid: this.skipPid });
       this.procs = new Map(r.procs.map((p) => [p.pid, p]));
       this.lastFullScan = Date.now();
       this.lastScan = { scanned: r.scanned, unreadable: r.unreadable, ms: Math.round(r.ms * 10) / 10, at: new Date().toISOString() };
@@ -153,7 +164,7 @@ export class Diagnostics {
     const pids = await this.host.unitPids(unit);
     if (pids === null) return this.requestScan();
     try {
-      const r = pids.length ? await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), pids, skipPid: this.opts.selfPid }) : { procs: [] };
+      const r = pids.length ? await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), pids, skipPid: this.skipPid }) : { procs: [] };
       for (const [pid, p] of this.procs) if (p.cgroup?.unit === unit || pids.includes(pid)) this.procs.delete(pid);
       for (const p of r.procs) this.procs.set(p.pid, p);
     } catch (e) {
