@@ -32,6 +32,7 @@ function rundirs(d: Daemon, only: number | null) {
         problems: s?.problems ?? [],
         warnings: warnings.filter((w) => w.uid === uid).length,
         reliants: d.diag.reliants().filter((r) => r.uid === uid && !r.inSession).length,
+        links: d.links(uid),
       };
     });
 }
@@ -48,7 +49,6 @@ export function handlersFor(d: Daemon): ApiHandlers {
       instances: d.instances(),
       warnings: d.diag.current().slice(0, MAX_LIST).map(warningDoc),
       lastScan: d.diag.lastScan,
-      links: 'not managed by this version',
     }),
     timeline: (uid) => {
       const t = d.timeline(uid);

@@ -77,8 +77,8 @@ function table(rows: string[][]): string {
 const yesNo = (b: boolean | null) => (b === null ? '-' : b ? 'yes' : 'no');
 
 export function formatStatus(s: Obj): string {
-  const rows = [['UID', 'PATH', 'LIFECYCLE', 'DIRECTORY', 'LINGER', 'PRIVATE-DIRS', 'RELIANT', 'WARNINGS']];
-  for (const r of s.rundirs as Obj[]) rows.push([String(r.uid), r.path, r.lifecycle, r.status, yesNo(r.linger), String(r.privateDirs.length), String(r.reliants), String(r.warnings)]);
+  const rows = [['UID', 'PATH', 'LIFECYCLE', 'DIRECTORY', 'LINGER', 'PRIVATE-DIRS', 'LINKS', 'RELIANT', 'WARNINGS']];
+  for (const r of s.rundirs as Obj[]) rows.push([String(r.uid), r.path, r.lifecycle, r.status, yesNo(r.linger), String(r.privateDirs.length), String(r.links.length), String(r.reliants), String(r.warnings)]);
   const out = [`rundird ${s.version} (pid ${s.pid}), ${s.summary}`, ''];
   out.push(s.rundirs.length ? table(rows) : `no rundirs under ${s.runtimeRoot}`);
   const w = (s.warnings as Obj[]).length;

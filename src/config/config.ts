@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Document } from 'yaml';
 import { globToRegExp } from '../world/instances.js';
+import { DEFAULT_LINK_RULES, checkRulePath, type LinkRule } from '../world/links.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/rundird/rundird.yaml';
 export const CONFIG_ENV = 'RUNDIRD_CONFIG';
@@ -28,6 +29,11 @@ export interface Config {
   apiSocket: string;
   /** A group (name or GID) whose members may use the API besides root; null: root only. */
   apiGroup: string | null;
+  /** snapd's REST socket, and the state file whose changes mean "ask again". */
+  snapdSocket: string;
+  snapdState: string;
+  /** Link rules (docs/links.md); the shipped defaults unless the config says otherwise. */
+  links: LinkRule[];
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** Seconds an instance must stay gone from the snap inventory before its dirs are cleaned up (refreshes relink `current`). */
   snapRemovalGrace: number;
@@ -46,6 +52,9 @@ export const DEFAULTS: Config = {
   procRoot: '/proc',
   apiSocket: '/run/rundird/api.sock',
   apiGroup: null,
+  snapdSocket: '/run/snapd.socket',
+  snapdState: '/var/lib/snapd/state.json',
+  links: DEFAULT_LINK_RULES,
   logLevel: 'info',
   snapRemovalGrace: 30,
   privateDirs: { uids: null, filter: { include: ['*'], exclude: [] }, perUid: new Map() },
@@ -158,10 +167,62 @@ function checkKeys(v: Validator, node: Node, prefix: string, allowed: readonly s
   }
 }
 
-const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'proc-root', 'api-socket', 'api-group', 'log-level', 'snap-removal-grace', 'private-dirs'] as const;
+const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'proc-root', 'api-socket', 'api-group', 'snapd-socket', 'snapd-state', 'links', 'log-level', 'snap-removal-grace', 'private-dirs'] as const;
 const PRIVATE_KEYS = ['uids', 'include', 'exclude', 'users'] as const;
 const FILTER_KEYS = ['include', 'exclude'] as const;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+
+const LINK_KEYS = ['name', 'source', 'target', 'kind', 'on-exdev', 'plugs', 'slots', 'instances'] as const;
+const NAME_LIST = /^[a-z0-9][a-z0-9-]*$/;
+
+function parseLinkRules(v: Validator, node: Node): LinkRule[] {
+  if (!isSeq(node)) v.fail(node, 'links', 'expected a list of link rules');
+  const names = new Set<string>();
+  return node.items.map((item, i) => {
+    const k = `links[${i}]`;
+    if (!isMap(item)) v.fail(item as Node, k, 'expected a mapping with name, source, target and who gets it');
+    checkKeys(v, item as Node, `${k}.`, LINK_KEYS);
+    const get = (key: string) => item.get(key, true) as Node | undefined;
+    const need = (key: string) => {
+      const n = get(key);
+      if (n === undefined) v.fail(item as Node, `${k}.${key}`, 'missing');
+      return v.str(n, `${k}.${key}`);
+    };
+    const name = need('name');
+    if (names.has(name)) v.fail(get('name'), `${k}.name`, `"${name}" is used by an earlier rule`);
+    names.add(name);
+    const path = (key: string) => {
+      const s = need(key);
+      const bad = checkRulePath(s);
+      if (bad) v.fail(get(key), `${k}.${key}`, `"${s}": ${bad}`);
+      return s;
+    };
+    const source = path('source');
+    const target = path('target');
+    if (!source.includes('{instance}') && !target.includes('{instance}')) v.fail(get('target'), `${k}.target`, 'the source or the target must be in a private dir: use {instance}');
+    if (/[*?]/.test(target)) v.fail(get('target'), `${k}.target`, 'no globs in a target; use {name}');
+    const kindNode = get('kind');
+    const kind = kindNode === undefined ? 'hard' : v.str(kindNode, `${k}.kind`);
+    if (kind !== 'hard' && kind !== 'symlink') v.fail(kindNode, `${k}.kind`, 'expected hard or symlink');
+    const exNode = get('on-exdev');
+    const exdev = exNode === undefined ? 'warn' : v.str(exNode, `${k}.on-exdev`);
+    if (exdev !== 'warn' && exdev !== 'symlink') v.fail(exNode, `${k}.on-exdev`, 'expected warn or symlink');
+    const list = (key: 'plugs' | 'slots') => {
+      const n = get(key);
+      if (n === undefined) return [];
+      if (!isSeq(n)) v.fail(n, `${k}.${key}`, 'expected a list of plug, slot or interface names');
+      return n.items.map((x, j) => {
+        const s = v.str(x as Node, `${k}.${key}[${j}]`);
+        if (!NAME_LIST.test(s)) v.fail(x as Node, `${k}.${key}[${j}]`, `"${s}" is not a plug, slot or interface name`);
+        return s;
+      });
+    };
+    const inst = get('instances');
+    const rule: LinkRule = { name, source, target, kind, exdev, to: { plugs: list('plugs'), slots: list('slots'), instances: inst === undefined ? [] : v.globs(inst, `${k}.instances`) } };
+    if (rule.to.plugs.length + rule.to.slots.length + rule.to.instances.length === 0) v.fail(item as Node, k, 'says nobody gets it: give plugs, slots or instances');
+    return rule;
+  });
+}
 
 /** Validates a config file's text. Throws ConfigError. */
 export function parseConfig(text: string, file: string): Config {
@@ -195,6 +256,12 @@ export function parseConfig(text: string, file: string): Config {
     if (!/^([a-z_][a-z0-9_-]*\$?|\d+)$/i.test(g)) v.fail(ag, 'api-group', `"${g}" is not a group name or GID`);
     cfg.apiGroup = g;
   }
+  const ss = get('snapd-socket');
+  if (ss !== undefined) cfg.snapdSocket = v.absPath(ss, 'snapd-socket');
+  const st = get('snapd-state');
+  if (st !== undefined) cfg.snapdState = v.absPath(st, 'snapd-state');
+  const lk = get('links');
+  if (lk !== undefined) cfg.links = parseLinkRules(v, lk);
   const ll = get('log-level');
   if (ll !== undefined) {
     const s = v.str(ll, 'log-level');

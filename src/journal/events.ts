@@ -32,6 +32,12 @@ export const EVENTS = {
   'rundir-purged-under-services': { id: 'e7c2a9f4b6d14c3a8e5f1b9d0c6a2e87', priority: 3, summary: 'a rundir was removed under services that still rely on it' },
   'runtime-dir-missing': { id: '9f4b2e6d1c8a4f7b9e3d5a2c8b6f1e40', priority: 4, summary: "a running service's XDG_RUNTIME_DIR does not exist" },
   'api-unavailable': { id: '2c8e5a1f9d3b4e6c8a7f0d2b5e9c1a36', priority: 4, summary: 'the status API socket could not be opened; rundird runs without it' },
+  'link-created': { id: '7d3e9a1c5b2f4e8a9c6d0b3f7e1a4c58', priority: 6, summary: 'a socket or file was linked into a private dir (or out of one)' },
+  'link-replaced': { id: 'b4f8c2e6a9d14b7e8f3a5c1d9e6b2a70', priority: 6, summary: 'a stale link was replaced: its server made the socket anew' },
+  'link-removed': { id: '3a9d6f2c8e1b4d7a9b5e0c3f6a8d1e24', priority: 6, summary: 'a link was removed: its source is gone or the snap is no longer entitled' },
+  'link-refused': { id: 'f1c7e4a9b3d24f8e8a6c9d2b5f0e3a17', priority: 4, summary: 'a link was not made: unsafe source, occupied target or a path through a symlink' },
+  'snapd-unavailable': { id: '6c2a8e5f1d9b4a3c8e7f2d0b6a9c4e51', priority: 4, summary: 'snapd could not be asked; the last known snaps and connections stay in force' },
+  'snapd-changed': { id: 'e2b9d5a8c1f64e3b9a7d4c0e8f2b6a93', priority: 6, summary: 'snapd reported other snaps or interface connections' },
 } as const;
 
 export type EventName = keyof typeof EVENTS;

@@ -41,7 +41,12 @@ export type ProblemCode =
   | 'privdir-not-dir'
   | 'privdir-foreign-owner'
   | 'privdir-left'
-  | 'privdir-write-failed';
+  | 'privdir-write-failed'
+  | 'link-source-refused'
+  | 'link-target-occupied'
+  | 'link-parent-refused'
+  | 'link-exdev'
+  | 'link-failed';
 
 export interface Problem {
   code: ProblemCode;
