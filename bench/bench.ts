@@ -3,12 +3,14 @@
 // rundirs belong to many different users.
 //   --trials N (default 200)  --burst N (default 1000)  --instances N (default 20)
 //   --idle-seconds N (default 10)  --no-baseline  --scan-only (just the process scan)
+//   --relink-only (just the relink latency)
 // BENCH_PROF=1 writes a CPU profile of the daemon to /tmp/prof.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { scanProcs } from '../src/sources/procs.js';
+import { createServer, type Server } from 'node:net';
 
 const { values: opt } = parseArgs({
   options: {
@@ -18,6 +20,7 @@ const { values: opt } = parseArgs({
     'idle-seconds': { type: 'string', default: '10' },
     'no-baseline': { type: 'boolean', default: false },
     'scan-only': { type: 'boolean', default: false },
+    'relink-only': { type: 'boolean', default: false },
   },
 });
 const TRIALS = Number(opt.trials);
@@ -248,7 +251,79 @@ async function processScan(): Promise<Record<string, unknown>> {
   return out;
 }
 
+/**
+ * Relink latency: a server re-creates its socket (new inode) → the hard link in the snap's
+ * private dir is that new inode. TRIALS trials; the link's directory is watched (inotify) and
+ * the link lstat'ed on each event, so the clock stops at the rename that replaces it.
+ */
+async function relink(): Promise<Record<string, unknown>> {
+  const t = makeTree('relink');
+  const uid = 4321;
+  writeFileSync(t.config, `links:\n  - name: bench\n    source: "wayland-*"\n    target: "snap.{instance}/{name}"\n    instances: [bench-snap0]\n`);
+  const rd = join(t.root, String(uid));
+  mkdirSync(rd, { mode: 0o700 });
+  chownSync(rd, uid, uid);
+  const child = await startRundird(t);
+  const sock = join(rd, 'wayland-0');
+  const link = join(rd, 'snap.bench-snap0', 'wayland-0');
+  let server = null as Server | null;
+  const listen = async () => {
+    server = createServer();
+    await new Promise<void>((r) => server!.listen(sock, r));
+    chownSync(sock, uid, uid);
+    return lstatSync(sock).ino;
+  };
+  const inoOf = (p: string) => lstatSync(p, { throwIfNoEntry: false })?.ino;
+  try {
+    let ino = await listen();
+    const until = Date.now() + 30_000;
+    while (inoOf(link) !== ino) {
+      if (Date.now() > until) throw new Error('relink: the first link never came');
+      await sleep(5);
+    }
+    const xs: number[] = [];
+    for (let i = 0; i < TRIALS; i++) {
+      await new Promise((r) => server!.close(r));
+      if (existsSync(sock)) rmSync(sock);
+      let done!: () => void;
+      const seen = new Promise<void>((r) => (done = r));
+      let t1 = 0n;
+      let want = -1;
+      const w = watch(join(rd, 'snap.bench-snap0'), () => {
+        if (want !== -1 && t1 === 0n && inoOf(link) === want) {
+          t1 = process.hrtime.bigint();
+          done();
+        }
+      });
+      const t0 = process.hrtime.bigint();
+      ino = await listen();
+      want = ino;
+      if (inoOf(link) === want && t1 === 0n) {
+        t1 = process.hrtime.bigint();
+        done();
+      }
+      const to = setTimeout(done, 10_000);
+      await seen;
+      clearTimeout(to);
+      w.close();
+      if (t1 === 0n) throw new Error(`relink trial ${i}: no new link within 10 s`);
+      xs.push(Number(t1 - t0) / 1e6);
+      await sleep(5);
+    }
+    return { p50_ms: pct(xs, 50), p99_ms: pct(xs, 99), max_ms: pct(xs, 100), trials: xs.length, target_p99_ms: 2 };
+  } finally {
+    server?.close();
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    dropTree(t.base);
+  }
+}
+
 async function main(): Promise<void> {
+  if (opt['relink-only']) {
+    process.stdout.write(JSON.stringify({ relink: await relink() }, null, 2) + '\n');
+    return;
+  }
   if (opt['scan-only']) {
     process.stdout.write(JSON.stringify({ process_scan: await processScan() }, null, 2) + '\n');
     return;
@@ -280,6 +355,7 @@ async function main(): Promise<void> {
     }
   }
   out.process_scan = await processScan();
+  out.relink = await relink();
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 }
 
