@@ -3,11 +3,11 @@ import { spawn } from 'node:child_process';
 import { lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DaemonProcess, GROUP, IS_ROOT, Sandbox, rootOnly, waitFor } from '../helpers/sandbox.js';
+import { runCtl } from '../helpers/ctl.js';
+import { DaemonProcess, GROUP, Sandbox, rootOnly, waitFor } from '../helpers/sandbox.js';
 
-const CTL = resolve(import.meta.dirname, '../../dist/src/bin/rundirctl.js');
 let sb: Sandbox;
 let d: DaemonProcess | null = null;
 const sock = () => join(sb.base, 'api.sock');
@@ -23,16 +23,7 @@ afterEach(async () => {
 
 const start = (extra: string[] = []) => DaemonProcess.start(sb, ['--api-socket', sock(), ...extra]);
 
-function ctl(args: string[], uid?: number): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((res) => {
-    const c = spawn(process.execPath, [CTL, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid: uid } : {}) });
-    let out = '';
-    let err = '';
-    c.stdout!.on('data', (b: Buffer) => (out += b));
-    c.stderr!.on('data', (b: Buffer) => (err += b));
-    c.on('exit', (code) => res({ code, out, err }));
-  });
-}
+const ctl = runCtl;
 
 function raw(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((res, rej) => {

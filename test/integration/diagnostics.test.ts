@@ -3,14 +3,14 @@
 // purge, a datagram socket standing in for journald, and rundirctl against the running daemon.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EVENTS } from '../../src/journal/events.js';
 import { FakeLogind, PrivateBus } from '../helpers/dbus.js';
 import { JournalReceiver, type JournalEntry } from '../helpers/journal.js';
+import { runCtl } from '../helpers/ctl.js';
 import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, waitFor } from '../helpers/sandbox.js';
 
-const CTL = resolve(import.meta.dirname, '../../dist/src/bin/rundirctl.js');
 
 let sb: Sandbox;
 let bus: PrivateBus;
@@ -56,16 +56,7 @@ async function kiosk(xdg: string, sock: string): Promise<ChildProcess> {
   return k;
 }
 
-function ctl(args: string[], opts: { uid?: number } = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((res) => {
-    const c = spawn(process.execPath, [CTL, '--api-socket', api(), ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}) });
-    let out = '';
-    let err = '';
-    c.stdout!.on('data', (b: Buffer) => (out += b));
-    c.stderr!.on('data', (b: Buffer) => (err += b));
-    c.on('exit', (code) => res({ code, out, err }));
-  });
-}
+const ctl = (args: string[]) => runCtl(['--api-socket', api(), ...args]);
 
 async function timelineHas(event: string): Promise<void> {
   for (let i = 0; !(await ctl(['timeline', String(USER)])).out.includes(event); i++) {

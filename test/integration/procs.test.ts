@@ -7,11 +7,9 @@ import { EVENTS } from '../../src/journal/events.js';
 import { scanProcs } from '../../src/sources/procs.js';
 import { JournalReceiver } from '../helpers/journal.js';
 import { ProcFixture } from '../helpers/procfs.js';
+import { runCtl } from '../helpers/ctl.js';
 import { DaemonProcess, Sandbox, USER } from '../helpers/sandbox.js';
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 
-const CTL = resolve(import.meta.dirname, '../../dist/src/bin/rundirctl.js');
 let sb: Sandbox;
 let journal: JournalReceiver;
 let fx: ProcFixture;
@@ -33,14 +31,7 @@ afterEach(async () => {
   sb.cleanup();
 });
 
-function ctl(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((res) => {
-    const c = spawn(process.execPath, [CTL, '--api-socket', join(sb.base, 'api.sock'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    c.stdout!.on('data', (b: Buffer) => (out += b));
-    c.on('exit', (code) => res({ code, out }));
-  });
-}
+const ctl = (args: string[]) => runCtl(['--api-socket', join(sb.base, 'api.sock'), ...args]);
 
 describe('who relies on which rundir, from a fixture proc tree', () => {
   it('tells sessions, user managers and system services apart, reads sockets by inode, skips kernel threads', async () => {
