@@ -78,6 +78,7 @@ export class Diagnostics {
 
   stop(): void {
     this.stopped = true;
+    if (this.laterTimer) clearTimeout(this.laterTimer);
     for (const t of this.timers) clearTimeout(t);
   }
 
@@ -92,7 +93,21 @@ export class Diagnostics {
     if ((next === 'closing' || next === 'stopping') && !c.closing) c = { ...c, closing: { session: ctx.session, deadline: ctx.deadline } };
     if (next === 'absent' && (prev === 'live' || prev === 'closing' || prev === 'stopping')) c = { ...c, purged: { session: ctx.session, at: new Date().toISOString() } };
     this.cycles.set(uid, c);
-    this.requestScan();
+    // A rundir about to be covered, closed or gone: look now. One that merely came up (a login,
+    // a burst of them) can wait a second, merged: a scan must not hold up making its dirs.
+    if (next === 'live') this.requestScanLater();
+    else this.requestScan();
+  }
+
+  private laterTimer: NodeJS.Timeout | null = null;
+
+  /** A full scan within `ms`, merged with every other request meanwhile. */
+  requestScanLater(ms = 1000): void {
+    if (this.laterTimer || this.stopped) return;
+    this.laterTimer = setTimeout(() => {
+      this.laterTimer = null;
+      this.requestScan();
+    }, ms);
   }
 
   /** A filesystem was mounted on the rundir: over a plain directory, it hides what was in it. */

@@ -3,6 +3,7 @@
 // subscribing again (a watch set before a mount sees nothing inside it).
 import { Observable } from 'rxjs';
 import { watch } from 'chokidar';
+import { watch as fsWatch } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 
 export type DirEvent =
@@ -23,6 +24,7 @@ export interface WatchDirOptions {
 }
 
 export function watchDir(dir: string, opts: WatchDirOptions = { depth: 0, rawOnly: true }): Observable<DirEvent> {
+  if (opts.rawOnly && opts.depth === 0) return rawWatch(dir);
   return new Observable<DirEvent>((sub) => {
     const w = watch(dir, {
       depth: opts.depth,
@@ -52,6 +54,34 @@ export function watchDir(dir: string, opts: WatchDirOptions = { depth: 0, rawOnl
     w.on('error', (error) => sub.next({ type: 'error', error: error as Error }));
     return () => {
       void w.close();
+    };
+  });
+}
+
+/**
+ * A directory's own inotify events, and nothing else. chokidar re-reads the whole directory
+ * (readdir and an lstat per entry, on the thread pool) on every event to diff its entries;
+ * for the hot watches (the runtime root, each rundir and its private dirs) that work was most
+ * of the daemon's CPU and its latency tail, and we never use the diff: an event is only a hint
+ * to re-read. So these use the kernel watch directly; chokidar keeps the snap root (depth 1).
+ */
+function rawWatch(dir: string): Observable<DirEvent> {
+  return new Observable<DirEvent>((sub) => {
+    let w: ReturnType<typeof fsWatch>;
+    try {
+      w = fsWatch(dir, { persistent: true }, (_type, name) => {
+        if (name) sub.next({ type: 'raw', name: String(name) });
+      });
+    } catch (e) {
+      sub.next({ type: 'error', error: e as Error });
+      return;
+    }
+    w.on('error', (error) => sub.next({ type: 'error', error }));
+    // Armed synchronously: 'ready' right after, so that a caller re-reads what came before.
+    const t = setImmediate(() => sub.next({ type: 'ready' }));
+    return () => {
+      clearImmediate(t);
+      w.close();
     };
   });
 }

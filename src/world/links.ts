@@ -92,6 +92,10 @@ export function readLinkWorld(rundir: string, rules: LinkRule[], entitled: (rule
       const dir = posix.dirname(src) === '.' ? '' : posix.dirname(src);
       const glob = posix.basename(src);
       dirs.add(dir);
+      // The target's directory is watched whether or not a source is there now: a watch armed
+      // and dropped as a server restarts would cost a directory scan each time.
+      const tdir0 = posix.dirname(expand(rule.target, instance, 'x'));
+      dirs.add(tdir0 === '.' ? '' : tdir0);
       let names: string[] = [];
       if (/[*?]/.test(glob)) {
         if (dir === '' || dirsOk(rundir, `${dir}/x`, stat)) {
