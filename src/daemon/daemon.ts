@@ -462,7 +462,8 @@ export class Daemon {
           const r = records.get(a.target);
           records.delete(a.target);
           logEvent(this.log, 'link-removed', { uid, path, instance: r?.instance, rule: r?.rule, why: a.why }, `removed ${path}: ${a.why}`);
-        } else records.delete(a.target);
+        } else if (a.op === 'adopt') records.set(a.target, a.record);
+        else records.delete(a.target);
       }
     }
     if (records.size) this.linkRecords.set(uid, records);

@@ -142,6 +142,7 @@ export function applyLinks(rootFd: number, uid: number, actions: LinkAction[]): 
   try {
     for (const a of actions) {
       if (a.op === 'forget') out.push({ action: a, ok: true });
+      else if (a.op === 'adopt') out.push({ action: a, ok: true, record: a.record });
       else if (a.op === 'link') out.push(doLink(rundirFd, uid, a));
       else out.push(doUnlink(rundirFd, a));
     }

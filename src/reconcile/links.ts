@@ -17,7 +17,9 @@ export interface LinkRecord {
 export type LinkAction =
   | { op: 'link'; rule: string; instance: string; source: string; target: string; kind: LinkKind; exdev: 'symlink' | 'warn'; sourceIno: number; replace: boolean; mkdirs: string[]; owner: number; group: number }
   | { op: 'unlink'; target: string; ino: number; why: string }
-  | { op: 'forget'; target: string };
+  | { op: 'forget'; target: string }
+  /** The target already is the source's inode (made before a restart of rundird): ours from now on. */
+  | { op: 'adopt'; target: string; record: LinkRecord };
 
 export type LinkProblemCode = 'link-source-refused' | 'link-target-occupied' | 'link-parent-refused';
 
@@ -96,8 +98,13 @@ export function planLinks(input: LinkPlanInput): { actions: LinkAction[]; proble
       continue;
     }
     if (!ours) {
-      // Already the very same inode (made by hand or by a helper script): fine, and not ours.
-      if (c.kind === 'hard' && tgt.ino === src.ino) continue;
+      // Already the very same inode: made by rundird before it restarted (its records live in
+      // memory), or by a helper script. Adopted, so that it follows the server from now on.
+      if (c.kind === 'hard' && tgt.ino === src.ino) {
+        actions.push({ op: 'adopt', target: c.target, record: { ino: tgt.ino, kind: 'hard', source: c.source, rule: c.rule, instance: c.instance } });
+        kept.add(c.target);
+        continue;
+      }
       refuse('link-target-occupied', `${c.target} is there already (a ${tgt.kind} rundird did not make); left alone`);
       continue;
     }

@@ -87,6 +87,20 @@ describe('links entitled by snapd connections', () => {
     await waitFor(() => !existsSync(linkOf('kiosk')), 'the link gone');
   });
 
+  it('after its own restart, adopts the links it made and still follows the server', async () => {
+    snapd.connections = [['kiosk', 'wayland', 'snapd', 'wayland', 'wayland']];
+    const rd = sb.makeRundir();
+    const s1 = await serve(wayland(rd));
+    await start();
+    await d!.waitForEvent('link-created', (l) => l.path === linkOf('kiosk'));
+    await d!.stop();
+    await start();
+    await stopServer(s1, wayland(rd));
+    await serve(wayland(rd));
+    await waitFor(() => existsSync(linkOf('kiosk')) && ino(linkOf('kiosk')) === ino(wayland(rd)), 'the link following the new socket');
+    expect(d!.events('link-refused')).toEqual([]);
+  });
+
   it('follows connections as snapd changes them, and links a server snap’s socket out of its private dir', async () => {
     const rd = sb.makeRundir();
     await serve(wayland(rd));

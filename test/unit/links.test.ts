@@ -28,6 +28,12 @@ describe('link planner', () => {
     expect(p.actions).toEqual([{ op: 'forget', target: 'snap.kiosk/wayland-0' }]);
   });
 
+  it('adopts a link that already is the source (made before a restart), then follows the server', () => {
+    const p = plan([['wayland-0', st('socket', 10)], ['snap.kiosk', st('dir', 2)], ['snap.kiosk/wayland-0', st('socket', 10)]]);
+    expect(p.actions).toEqual([{ op: 'adopt', target: 'snap.kiosk/wayland-0', record: rec(10) }]);
+    expect(p.problems).toEqual([]);
+  });
+
   it('removes its link when the source goes, only while the inode is still its own', () => {
     const p = plan([['wayland-0', null], ['snap.kiosk', st('dir', 2)], ['snap.kiosk/wayland-0', st('socket', 10)]], [['snap.kiosk/wayland-0', rec(10)]]);
     expect(p.actions).toEqual([{ op: 'unlink', target: 'snap.kiosk/wayland-0', ino: 10, why: 'its source is gone' }]);
