@@ -21,11 +21,9 @@ import { globToRegExp, matchesAny } from '../world/instances.js';
 import { mountAt, readMounts, readRundir, type MountSnapshot } from '../world/read.js';
 import { Inventory, scanSnapRoot } from '../world/snaps.js';
 import { Diagnostics } from './diagnostics.js';
-import { applyLinks } from '../effects/links.js';
-import { planLinks, type LinkRecord } from '../reconcile/links.js';
-import { readSnapd } from '../sources/snapd.js';
-import { readLinkWorld, type LinkRule } from '../world/links.js';
-import type { SnapdState } from '../world/snapd.js';
+import { LinkKeeper } from './linkKeeper.js';
+import { SnapdFollower } from './snapdFollower.js';
+import type { LinkRule } from '../world/links.js';
 import { dirname, basename } from 'node:path';
 import { existsSync } from 'node:fs';
 import { Passwd } from '../world/passwd.js';
@@ -112,6 +110,17 @@ export class Daemon {
     this.onIdle = opts.onIdle;
     this.busAddress = opts.busAddress === undefined ? null : opts.busAddress;
     this.busSettleMs = opts.busSettleMs ?? 3000;
+    this.linkKeeper = new LinkKeeper(this.log, (uid) => this.markDirty(uid));
+    this.snapd = new SnapdFollower(
+      () => this.cfg.snapdSocket,
+      this.log,
+      () => {
+        this.wantedCache.clear();
+        this.snapsDirty = true;
+        this.allDirty = true;
+        this.schedule();
+      },
+    );
     this.diag = new Diagnostics(
       {
         mode: () => this.mode,
@@ -130,16 +139,8 @@ export class Daemon {
   private readonly busAddress: string | null;
   private readonly busSettleMs: number;
   private readonly passwd = new Passwd();
-  /** Links rundird made, per UID: target (rundir-relative) → record. */
-  private readonly linkRecords = new Map<number, Map<string, LinkRecord>>();
-  private readonly linkWatchers = new Map<number, Map<string, Subscription>>();
-  /** snapd's last good answer; null: never answered (the snap root is the inventory then). */
-  private snapd: SnapdState | null = null;
-  private snapdKey = '';
-  private snapdDown = false;
-  private snapdBusy = false;
-  private snapdAgain = false;
-  private snapdTimer: NodeJS.Timeout | null = null;
+  private readonly linkKeeper: LinkKeeper;
+  private readonly snapd: SnapdFollower;
   readonly diag: Diagnostics;
 
   get mode(): Mode {
@@ -210,7 +211,7 @@ export class Daemon {
       await Promise.race([this.logind.settled, new Promise<void>((r) => (t = setTimeout(r, this.busSettleMs)))]);
       clearTimeout(t);
     }
-    await this.refreshSnapd();
+    await this.snapd.refresh();
     this.startSources();
     this.snapsDirty = true;
     this.mountsDirty = true;
@@ -229,6 +230,7 @@ export class Daemon {
   async stop(): Promise<void> {
     this.stopped = true;
     this.diag.stop();
+    this.snapd.stop();
     this.logind?.stop();
     this.stopSources();
     if (this.inventoryTimer) clearTimeout(this.inventoryTimer);
@@ -309,7 +311,7 @@ export class Daemon {
         if (e.type === 'error') return this.sourceError('snap-root', e.error);
         this.snapsDirty = true;
         this.schedule();
-        this.refreshSnapdSoon();
+        this.snapd.refreshSoon();
       }),
     );
     // snapd rewrites its state file on every install, removal and (dis)connection: ask again.
@@ -318,7 +320,7 @@ export class Daemon {
       this.subs.push(
         watchDir(stateDir).subscribe((e) => {
           if (e.type === 'error') return this.sourceError('snapd-state', e.error);
-          if (e.type !== 'ready' && 'name' in e && e.name.startsWith(basename(this.cfg.snapdState))) this.refreshSnapdSoon();
+          if (e.type !== 'ready' && 'name' in e && e.name.startsWith(basename(this.cfg.snapdState))) this.snapd.refreshSoon();
         }),
       );
     }
@@ -340,58 +342,7 @@ export class Daemon {
     for (const s of this.subs.splice(0)) s.unsubscribe();
     for (const w of this.watchers.values()) w.unsubscribe();
     this.watchers.clear();
-    for (const uid of [...this.linkWatchers.keys()]) this.disarmLinkWatches(uid);
-    if (this.snapdTimer) clearTimeout(this.snapdTimer);
-    this.snapdTimer = null;
-  }
-
-  // ---- snapd ---------------------------------------------------------------------------------
-
-  private refreshSnapdSoon(): void {
-    if (this.snapdTimer || this.stopped) return;
-    // snapd writes its state several times per change: ask once they settle.
-    this.snapdTimer = setTimeout(() => {
-      this.snapdTimer = null;
-      void this.refreshSnapd();
-    }, 100);
-  }
-
-  /** Asks snapd; on failure keeps what it said last and says so once per outage. */
-  async refreshSnapd(): Promise<void> {
-    if (this.snapdBusy) {
-      this.snapdAgain = true;
-      return;
-    }
-    this.snapdBusy = true;
-    try {
-      if (!existsSync(this.cfg.snapdSocket)) throw Object.assign(new Error(`${this.cfg.snapdSocket} does not exist`), { absent: true });
-      const st = await readSnapd({ socket: this.cfg.snapdSocket });
-      const key = JSON.stringify([[...st.instances].sort(), [...st.plugs].map(([k, v]) => [k, [...v].sort()]).sort(), [...st.slots].map(([k, v]) => [k, [...v].sort()]).sort()]);
-      if (this.snapdDown) logEvent(this.log, 'snapd-changed', { instances: st.instances.size }, `snapd answers again`);
-      this.snapdDown = false;
-      if (key !== this.snapdKey) {
-        this.snapdKey = key;
-        this.snapd = st;
-        const connected = [...st.plugs.values()].reduce((n, p) => n + p.size, 0);
-        logEvent(this.log, 'snapd-changed', { instances: st.instances.size, connected_plugs: connected }, `snapd: ${st.instances.size} snaps, ${connected} connected plugs and interfaces`);
-        this.wantedCache.clear();
-        this.snapsDirty = true;
-        this.allDirty = true;
-        this.schedule();
-      }
-    } catch (e) {
-      const absent = (e as { absent?: boolean }).absent === true;
-      if (!this.snapdDown && !(absent && this.snapd === null)) {
-        logEvent(this.log, 'snapd-unavailable', { socket: this.cfg.snapdSocket, error: (e as Error).message }, `cannot ask snapd (${(e as Error).message}); ${this.snapd ? 'keeping the snaps and connections it said last' : 'snaps from the snap root; no links by connection until it answers'}`);
-      }
-      this.snapdDown = !absent || this.snapd !== null;
-    } finally {
-      this.snapdBusy = false;
-      if (this.snapdAgain && !this.stopped) {
-        this.snapdAgain = false;
-        void this.refreshSnapd();
-      }
-    }
+    this.linkKeeper.disarmAll();
   }
 
   /** The instances of this UID's private dirs that a rule entitles. */
@@ -400,76 +351,13 @@ export class Daemon {
     return this.wantedFor(uid).filter(
       (i) =>
         matchesAny(i, globs) ||
-        rule.to.plugs.some((p) => this.snapd?.plugs.get(i)?.has(p)) ||
-        rule.to.slots.some((p) => this.snapd?.slots.get(i)?.has(p)),
+        rule.to.plugs.some((p) => this.snapd.state?.plugs.get(i)?.has(p)) ||
+        rule.to.slots.some((p) => this.snapd.state?.slots.get(i)?.has(p)),
     );
   }
 
-  links(uid: number): { target: string; source: string; rule: string; instance: string; kind: string }[] {
-    return [...(this.linkRecords.get(uid) ?? new Map<string, LinkRecord>()).entries()].map(([target, r]) => ({ target, source: r.source, rule: r.rule, instance: r.instance, kind: r.kind }));
-  }
-
-  private disarmLinkWatches(uid: number): void {
-    for (const w of this.linkWatchers.get(uid)?.values() ?? []) w.unsubscribe();
-    this.linkWatchers.delete(uid);
-  }
-
-  /** Watches the directories inside a rundir whose entries decide links (private dirs, pulse/ …). */
-  private armLinkWatches(uid: number, rundir: string, dirs: Set<string>): void {
-    const have = this.linkWatchers.get(uid) ?? new Map<string, Subscription>();
-    for (const [d, w] of have) {
-      if (!dirs.has(d)) {
-        w.unsubscribe();
-        have.delete(d);
-      }
-    }
-    for (const d of dirs) {
-      if (d === '' || have.has(d)) continue;
-      have.set(
-        d,
-        watchDir(join(rundir, d)).subscribe((e) => {
-          if (e.type === 'error') return; // not there (yet): the next pass arms it again
-          this.markDirty(uid);
-        }),
-      );
-    }
-    if (have.size) this.linkWatchers.set(uid, have);
-    else this.linkWatchers.delete(uid);
-  }
-
-  /** Plans and applies the links of one live rundir. Returns problems and whether to read again. */
-  private reconcileLinks(uid: number, rundir: string): { problems: Problem[]; stale: boolean } {
-    const records = this.linkRecords.get(uid) ?? new Map<string, LinkRecord>();
-    const world = readLinkWorld(rundir, this.cfg.links, (rule) => this.entitled(uid, rule));
-    const p = planLinks({ uid, candidates: world.candidates, stat: world.stat, records });
-    const problems: Problem[] = p.problems.map((x) => ({ code: x.code, name: x.target, instance: x.instance, detail: `${rundir}/${x.detail}` }));
-    let stale = false;
-    if (p.actions.length > 0 && this.rootFd !== null) {
-      for (const o of applyLinks(this.rootFd, uid, p.actions)) {
-        const a = o.action;
-        const path = `${rundir}/${a.target}`;
-        if (!o.ok) {
-          if (o.retry) stale = true;
-          else if (a.op === 'link' && o.code === 'EXDEV') problems.push({ code: 'link-exdev', name: a.target, instance: a.instance, detail: `${path}: ${a.source} is on another filesystem; a hard link is impossible and the rule allows no symlink` });
-          else if (a.op !== 'forget') problems.push({ code: 'link-failed', name: a.target, instance: a.op === 'link' ? a.instance : null, detail: `${path}: ${o.code} ${o.detail ?? ''}` });
-          if (a.op === 'unlink' && o.code === 'ENOTOURS') records.delete(a.target);
-          continue;
-        }
-        if (a.op === 'link' && o.record) {
-          records.set(a.target, o.record);
-          logEvent(this.log, a.replace ? 'link-replaced' : 'link-created', { uid, path, source: `${rundir}/${a.source}`, instance: a.instance, rule: a.rule, kind: o.record.kind, fell_back: o.fellBack || undefined }, `${a.replace ? 'relinked' : 'linked'} ${path} → ${a.source}${o.fellBack ? ' (symlink: another filesystem)' : ''}`);
-        } else if (a.op === 'unlink') {
-          const r = records.get(a.target);
-          records.delete(a.target);
-          logEvent(this.log, 'link-removed', { uid, path, instance: r?.instance, rule: r?.rule, why: a.why }, `removed ${path}: ${a.why}`);
-        } else if (a.op === 'adopt') records.set(a.target, a.record);
-        else records.delete(a.target);
-      }
-    }
-    if (records.size) this.linkRecords.set(uid, records);
-    else this.linkRecords.delete(uid);
-    this.armLinkWatches(uid, rundir, world.dirs);
-    return { problems, stale };
+  links(uid: number): ReturnType<LinkKeeper['list']> {
+    return this.linkKeeper.list(uid);
   }
 
   private sourceError(source: string, error: Error): void {
@@ -619,7 +507,7 @@ export class Daemon {
     let scan: Set<string>;
     try {
       // snapd's list when it has answered (the snap mount dir is the fallback).
-      scan = this.snapd ? new Set(this.snapd.instances) : scanSnapRoot(this.cfg.snapRoot);
+      scan = this.snapd.state ? new Set(this.snapd.state.instances) : scanSnapRoot(this.cfg.snapRoot);
     } catch (e) {
       // Keep the last inventory: a transient read error must not make dirs go away.
       this.sourceError('snap-root', e as Error);
@@ -699,7 +587,7 @@ export class Daemon {
     const live = p.status === 'plain' || p.status === 'tmpfs' || p.status === 'mounted';
     if (live && (needsRearm(prev, next) || !this.watchers.has(uid))) this.toArm.set(uid, actual.path);
     // Watches inside the old directory (or under the old mount) see nothing of the new one.
-    if (needsRearm(prev, next)) this.disarmLinkWatches(uid);
+    if (needsRearm(prev, next)) this.linkKeeper.disarm(uid);
     if (!live) {
       this.toArm.delete(uid);
       this.disarmRundirWatch(uid);
@@ -719,15 +607,11 @@ export class Daemon {
     }
     if (created.size > 0) this.records.set(uid, created);
     else this.records.delete(uid);
-    if (live && !hold && this.cfg.links.length > 0) {
-      const l = this.reconcileLinks(uid, actual.path);
+    if (live && !hold && this.cfg.links.length > 0 && this.rootFd !== null) {
+      const l = this.linkKeeper.reconcile(uid, actual.path, this.rootFd, this.cfg.links, (rule) => this.entitled(uid, rule));
       problems.push(...l.problems);
       stale ||= l.stale;
-    } else if (!live) {
-      // A rundir that went away took its links with it.
-      this.linkRecords.delete(uid);
-      this.disarmLinkWatches(uid);
-    }
+    } else if (!live) this.linkKeeper.forget(uid);
     this.report(uid, actual.path, problems);
     this.retryIfStale(uid, stale);
   }
