@@ -70,8 +70,9 @@ async function main(): Promise<void> {
     log,
     busAddress: cli.noLogind ? null : systemBusAddress(process.env),
     onIdle: () => {
+      if (!notifier) return;
       const s = daemon.summary();
-      if (notifier && s !== lastStatus) notifier.send({ STATUS: s });
+      if (s !== lastStatus) notifier.send({ STATUS: s });
       lastStatus = s;
     },
   });

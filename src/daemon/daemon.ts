@@ -192,9 +192,12 @@ export class Daemon {
 
   /** One line for systemctl status. */
   summary(): string {
-    const st = this.state();
-    const problems = st.reduce((n, u) => n + u.problems.length, 0);
-    return `${this.mode} mode: ${st.length} rundirs, ${this.inventory.present.size} snap instances, ${problems} problems`;
+    // Counted, not built from state(): it runs after every pass.
+    let rundirs = 0;
+    for (const o of this.observed.values()) if (o.status !== 'absent') rundirs++;
+    let problems = 0;
+    for (const [uid, m] of this.reported) if (this.observed.has(uid)) problems += m.size;
+    return `${this.mode} mode: ${rundirs} rundirs, ${this.inventory.present.size} snap instances, ${problems} problems`;
   }
 
   get config(): Config {
