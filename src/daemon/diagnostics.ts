@@ -203,7 +203,12 @@ export class Diagnostics {
   evaluate(): void {
     const reliants = groupReliants(this.host.runtimeRoot(), [...this.procs.values()]);
     const views = new Map<number, UidView>();
-    for (const uid of new Set([...reliants.map((r) => r.uid), ...this.cycles.keys()])) views.set(uid, this.view(uid));
+    // Only the rundirs a warning can be about: relied on, or a tmpfs gone over a plain one.
+    // (Every rundir that ever came up has a cycle; a view each, after every pass, was the
+    // daemon's biggest cost in a burst.)
+    const uids = new Set(reliants.map((r) => r.uid));
+    for (const [uid, c] of this.cycles) if (c.startOverPlain && !c.purged) uids.add(uid);
+    for (const uid of uids) views.set(uid, this.view(uid));
     const missing = new Set<string>();
     for (const r of reliants) {
       for (const p of [...r.xdgRuntimeDirs, ...r.sockets]) {

@@ -7,8 +7,14 @@ export class Passwd {
   private mtime = -1;
   constructor(private readonly file = '/etc/passwd') {}
 
+  private checked = 0;
+
   name(uid: number): string {
     try {
+      // At most one stat a second, however many names are asked for.
+      const now = Date.now();
+      if (now - this.checked < 1000 && this.mtime !== -1) return this.names.get(uid) ?? String(uid);
+      this.checked = now;
       const m = statSync(this.file).mtimeMs;
       if (m !== this.mtime) {
         this.mtime = m;
