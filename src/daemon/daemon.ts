@@ -169,6 +169,12 @@ export class Daemon {
           this.log.debug({ uid, timeline: event }, detail);
         },
         job: (uid, type) => this.noteState(uid, type === 'start' ? 'starting' : 'stopping', join(this.cfg.runtimeRoot, String(uid))),
+        // Note the brief state only if the rundir has not been seen past it already.
+        jobDone: (uid, type) => {
+          const now = this.lifecycle.get(uid) ?? 'absent';
+          const before = type === 'start' ? now === 'absent' || now === 'closing' || now === 'stopping' : now === 'live' || now === 'closing';
+          if (before) this.noteState(uid, type === 'start' ? 'starting' : 'stopping', join(this.cfg.runtimeRoot, String(uid)));
+        },
         unitJob: (unit) => this.diag.onUnitJob(unit),
         error: (what, e) => {
           const msg = e instanceof Error ? e.message : String(e);

@@ -22,6 +22,8 @@ export interface LogindCallbacks {
   presence(name: 'login1' | 'systemd1', present: boolean): void;
   /** A job of user-runtime-dir@UID was queued: said at once, as a pass may come after it ended. */
   job(uid: number, type: JobType): void;
+  /** A job of user-runtime-dir@UID was over before it could be read: a state that may already have passed. */
+  jobDone?(uid: number, type: JobType): void;
   /** systemd finished a job for some other unit (a service started or stopped). */
   unitJob?(unit: string): void;
 }
@@ -250,9 +252,13 @@ export class Logind {
         const uid = Number(m[1]);
         const type = await this.jobType(s.body[1]);
         if (type === null) {
-          // Finished before it could be read: its JobRemoved follows, and the unit's state says
-          // what it did. Guessing the type from the unit here would call a done start a stop.
-          this.cb.note(uid, 'job-done', `systemd: job ${s.body[0]} for ${s.body[2]} finished before it could be read`);
+          // Gone before it could be read: it has finished, so the unit's state says what it did
+          // (active: a start; inactive or failed: a stop). Noted as the brief state it was, not
+          // as a pending job. (Guessing as if it were still pending called a done start a stop.)
+          const active = await this.activeState(s.body[2]);
+          const done: JobType | null = active === 'active' ? 'start' : active === 'inactive' || active === 'failed' ? 'stop' : null;
+          this.cb.note(uid, 'job-done', `systemd: job ${s.body[0]} for ${s.body[2]} finished before it could be read (unit ${active})`);
+          if (done) this.cb.jobDone?.(uid, done);
           this.cb.dirty(uid);
           return;
         }
