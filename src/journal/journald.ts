@@ -83,19 +83,23 @@ export interface JournaldDestination {
 }
 
 const MAX_QUEUE = 2048;
+const RETRY_MS = 5000;
 
 /**
  * A pino destination for journald. While journald is congested records wait in a bounded queue
  * (the oldest dropped, and their number said once it drains); if the socket fails outright the
- * records go to `fallback` (stdout, which systemd also gives to the journal) so that none is lost.
+ * records go to `fallback` (stdout, which systemd also gives to the journal) so that none is lost,
+ * and the socket is tried again every few seconds.
  */
 export function journaldDestination(socketPath: string, fallback: (line: string) => void): JournaldDestination {
   const sock = dgram.createSocket('unix_dgram');
   const queue: Buffer[] = [];
   let dropped = 0;
   let broken: string | null = null;
+  let brokenAt = 0;
   sock.on('error', (e: Error) => {
     broken = e.message;
+    brokenAt = Date.now();
   });
   sock.on('writable', () => drain());
   const sendNow = (buf: Buffer): 'ok' | 'congested' | 'failed' => {
@@ -106,6 +110,7 @@ export function journaldDestination(socketPath: string, fallback: (line: string)
       else {
         result = 'failed';
         broken = err.message;
+        brokenAt = Date.now();
       }
     });
     return result;
@@ -131,6 +136,8 @@ export function journaldDestination(socketPath: string, fallback: (line: string)
         rec = { msg: line.trimEnd() };
       }
       const buf = encodeEntry(recordToFields(rec));
+      // journald restarted (same socket path, a new socket): try it again now and then.
+      if (broken !== null && Date.now() - brokenAt > RETRY_MS) broken = null;
       if (broken === null) {
         if (queue.length > 0) {
           queue.push(buf);

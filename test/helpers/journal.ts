@@ -48,7 +48,12 @@ export class JournalReceiver {
     return this.byEvent(event).find(pred)!;
   }
 
+  private closed = false;
+
+  /** Idempotent: unix-dgram closing one fd twice would close whatever took its number. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.sock.close();
   }
 }
