@@ -145,9 +145,11 @@ export function diagnose(input: DiagInput): Warning[] {
   for (const v of input.views.values()) {
     // Hidden while the tmpfs is on it; after a purge they are gone, which the purge warning says.
     if (!v.cycle.startOverPlain || v.cycle.purged) continue;
-    const holders = input.reliants.filter((r) => r.uid === v.uid && r.sockets.length > 0);
+    // Hidden means: bound under the path, and not reachable there now (a socket made on the
+    // tmpfs after it came is not hidden).
+    const holders = input.reliants.filter((r) => r.uid === v.uid && r.sockets.some((x) => input.missing.has(x)));
     if (holders.length === 0) continue;
-    const sockets = holders.flatMap((r) => r.sockets).slice(0, MAX_LISTED);
+    const sockets = holders.flatMap((r) => r.sockets.filter((x) => input.missing.has(x))).slice(0, MAX_LISTED);
     const first = holders[0]!;
     out.push({
       event: 'sockets-hidden-by-mount',
