@@ -1,7 +1,7 @@
 // The status API: read-only HTTP/1.1 on a Unix socket that only root (or one configured group)
 // may open. Bounded everywhere: request time, header size, no bodies, answer size, connections.
-import { chmodSync, chownSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { listenApiSocket } from '../effects/apiSocket.js';
 
 export const API_VERSION = 'v1';
 const MAX_URL = 1024;
@@ -76,23 +76,7 @@ export async function startApi(path: string, gid: number | null, h: ApiHandlers,
   });
   server.maxConnections = 64;
   server.on('clientError', (_e, sock) => sock.destroy());
-  // The socket must never exist with wider permissions than intended, not even for a moment.
-  const old = process.umask(gid === null ? 0o177 : 0o117);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } finally {
-    process.umask(old);
-  }
-  if (gid !== null) {
-    chownSync(path, process.geteuid?.() ?? 0, gid);
-    chmodSync(path, 0o660);
-  } else chmodSync(path, 0o600);
+  await listenApiSocket(server, path, gid);
   server.on('error', onError);
   return server;
 }

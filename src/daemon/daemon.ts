@@ -11,8 +11,8 @@ import { ensureRuntimeRoot } from '../effects/root.js';
 import { close, fstat, openTrustedDir } from '../effects/safefs.js';
 import { logEvent, type Log } from '../journal/logger.js';
 import { ABSENT, holdWrites, lifecycleEvent, lifecycleState, needsRearm, type Observed } from '../reconcile/lifecycle.js';
-import { Logind, describe as describeSession } from '../sources/dbus/logind.js';
-import type { LifecycleState } from '../world/logind.js';
+import { Logind } from '../sources/dbus/logind.js';
+import { describeSession, type LifecycleState } from '../world/logind.js';
 import { Timelines, type TimelineEntry } from '../world/timeline.js';
 import { fmtMode, namesToRead, plan, rundirStatus as rundirStatusOf, type Problem } from '../reconcile/planner.js';
 import { watchMountTable } from '../sources/mounts.js';
@@ -52,7 +52,6 @@ export interface UidState {
   status: RundirStatus;
   lifecycle: LifecycleState;
   mountId: number | null;
-  timeline: TimelineEntry[];
   privateDirs: string[];
   problems: Problem[];
 }
@@ -285,7 +284,6 @@ export class Daemon {
         status: o.status,
         lifecycle: this.lifecycle.get(uid) ?? 'live',
         mountId: o.mountId,
-        timeline: this.timelines.get(uid),
         privateDirs: [...(this.records.get(uid)?.keys() ?? [])].sort(),
         problems: [...(this.reported.get(uid)?.values() ?? [])],
       }))
@@ -633,17 +631,16 @@ export class Daemon {
     if (prev === state) return;
     let cause = '';
     const last = this.logind?.closedLast(uid);
+    const delay = state === 'closing' ? this.logind?.stopDelayUSec : null;
     if ((state === 'closing' || state === 'stopping' || (state === 'absent' && prev !== 'starting')) && last) {
       cause = `after ${describeSession(last)} closed`;
-      const delay = this.logind?.stopDelayUSec;
-      if (state === 'closing' && delay) cause += `; removal due in ${Math.round(delay / 1e6)} s (UserStopDelaySec)`;
+      if (delay) cause += `; removal due in ${Math.round(delay / 1e6)} s (UserStopDelaySec)`;
     }
     const session = state === 'closing' || state === 'stopping' ? last : undefined;
-    const delay = this.logind?.stopDelayUSec;
     this.diag.onLifecycle(uid, prev, state, {
       status: this.observed.get(uid)?.status ?? 'absent',
-      session: state === 'closing' || state === 'stopping' || state === 'absent' ? (last ?? null) : null,
-      deadline: state === 'closing' && delay ? new Date(Date.now() + delay / 1000).toISOString() : null,
+      session: session ?? (state === 'absent' ? (last ?? null) : null),
+      deadline: delay ? new Date(Date.now() + delay / 1000).toISOString() : null,
     });
     logEvent(
       this.log,

@@ -32,6 +32,8 @@ export interface DiagOptions {
   maxRaisedPerPass?: number;
 }
 
+const noCycle = (n = 0): CycleFacts => ({ n, closing: null, purged: null, startOverPlain: false });
+
 const PLAIN: ReadonlySet<RundirStatus> = new Set(['plain', 'root-owned', 'foreign-owner']);
 const CYCLE_KEY = /^(closing|purged|hidden|missing):(\d+):(\d+)/;
 
@@ -84,11 +86,11 @@ export class Diagnostics {
 
   /** A rundir changed state: update its cycle and look again at who relies on it. */
   onLifecycle(uid: number, prev: LifecycleState, next: LifecycleState, ctx: { status: RundirStatus; session: SessionInfo | null; deadline: string | null }): void {
-    let c = this.cycles.get(uid) ?? { n: 0, closing: null, purged: null, startOverPlain: false };
+    let c = this.cycles.get(uid) ?? noCycle();
     // A cycle starts when the rundir comes up after being down; starting over a plain dir that
     // was already there (a kiosk's mkdir) is the same cycle.
     const wasDown = prev === 'absent' || prev === 'closing' || prev === 'stopping';
-    if ((next === 'starting' || next === 'live') && wasDown) c = { n: c.n + 1, closing: null, purged: null, startOverPlain: false };
+    if ((next === 'starting' || next === 'live') && wasDown) c = noCycle(c.n + 1);
     if (next === 'starting' && PLAIN.has(ctx.status)) c = { ...c, startOverPlain: true };
     if ((next === 'closing' || next === 'stopping') && !c.closing) c = { ...c, closing: { session: ctx.session, deadline: ctx.deadline } };
     if (next === 'absent' && (prev === 'live' || prev === 'closing' || prev === 'stopping')) c = { ...c, purged: { session: ctx.session, at: new Date().toISOString() } };
@@ -113,8 +115,7 @@ export class Diagnostics {
   /** A filesystem was mounted on the rundir: over a plain directory, it hides what was in it. */
   onMounted(uid: number, before: RundirStatus): void {
     if (!PLAIN.has(before)) return;
-    const c = this.cycles.get(uid) ?? { n: 0, closing: null, purged: null, startOverPlain: false };
-    this.cycles.set(uid, { ...c, startOverPlain: true });
+    this.cycles.set(uid, { ...(this.cycles.get(uid) ?? noCycle()), startOverPlain: true });
     this.requestScan();
   }
 
@@ -195,7 +196,7 @@ export class Diagnostics {
       name: this.host.userName(uid),
       lifecycle: this.host.lifecycle(uid),
       linger: this.host.linger(uid),
-      cycle: this.cycles.get(uid) ?? { n: 0, closing: null, purged: null, startOverPlain: false },
+      cycle: this.cycles.get(uid) ?? noCycle(),
     };
   }
 

@@ -1,7 +1,8 @@
 // The status API's socket path: its directory made if missing (0755, as RuntimeDirectory= would),
 // a stale socket of an earlier run removed, and nothing else ever replaced: a file, a directory
 // or a live socket (another rundird) at the path is an error, not something to delete.
-import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lchownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 
@@ -29,6 +30,27 @@ export async function prepareApiSocket(path: string): Promise<void> {
   if (!st.isSocket()) throw new ApiSocketError(`${path} exists and is not a socket; not touching it`);
   if (await live(path)) throw new ApiSocketError(`${path}: another process (a second rundird?) is listening on it`);
   unlinkSync(path);
+}
+
+/**
+ * Binds the server to `path`: mode 0600, or 0660 with group `gid`. The mode comes from the
+ * umask at bind, so the socket never exists wider than intended, not even for a moment; the
+ * group is set with lchown, which never follows a link.
+ */
+export async function listenApiSocket(server: Server, path: string, gid: number | null): Promise<void> {
+  const old = process.umask(gid === null ? 0o177 : 0o117);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(old);
+  }
+  if (gid !== null) lchownSync(path, process.geteuid?.() ?? 0, gid);
 }
 
 /** Removes the socket at stop, only if it is still the one this process bound (same inode). */

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { symlinkValue, type LinkAction, type LinkRecord } from '../reconcile/links.js';
+import { parentOf } from '../world/links.js';
 import { at, close, fchmod, fchown, lstatAt, mkdirAt, openDirAt } from './safefs.js';
 
 export interface LinkOutcome {
@@ -58,8 +59,8 @@ function doLink(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'lin
   let dstFd: number | null = null;
   const tmp = `.rundird-${process.pid}-${++seq}`;
   try {
-    srcFd = openRel(rundirFd, posix.dirname(a.source) === '.' ? '' : posix.dirname(a.source));
-    dstFd = openRel(rundirFd, posix.dirname(a.target) === '.' ? '' : posix.dirname(a.target), { dirs: new Set(a.mkdirs), owner: a.owner, group: a.group });
+    srcFd = openRel(rundirFd, parentOf(a.source));
+    dstFd = openRel(rundirFd, parentOf(a.target), { dirs: new Set(a.mkdirs), owner: a.owner, group: a.group });
     const srcName = posix.basename(a.source);
     const st = lstatAt(srcFd, srcName);
     if (!st || st.ino !== a.sourceIno || st.uid !== uid || !(st.isSocket() || st.isFile())) {
@@ -113,7 +114,7 @@ function doLink(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'lin
 function doUnlink(rundirFd: number, a: Extract<LinkAction, { op: 'unlink' }>): LinkOutcome {
   let fd: number | null = null;
   try {
-    fd = openRel(rundirFd, posix.dirname(a.target) === '.' ? '' : posix.dirname(a.target));
+    fd = openRel(rundirFd, parentOf(a.target));
     const name = posix.basename(a.target);
     const st = lstatAt(fd, name);
     if (!st) return { action: a, ok: true };

@@ -1,7 +1,7 @@
 // The diagnoser: from who relies on which rundir and where each rundir is in its life, the
 // warnings that hold now. Pure. Each warning has a key that names its cause; the caller raises a
 // warning once per key, so the key is what decides "once per cause, again when it changes".
-import type { LifecycleState, SessionInfo } from '../world/logind.js';
+import { describeSession, type LifecycleState, type SessionInfo } from '../world/logind.js';
 import type { Reliant } from '../world/reliance.js';
 
 export type WarningEvent = 'reliant-without-linger' | 'rundir-closing-under-services' | 'sockets-hidden-by-mount' | 'rundir-purged-under-services' | 'runtime-dir-missing';
@@ -50,11 +50,6 @@ export interface Warning {
   message: string;
   remedy: string;
   fields: Record<string, unknown>;
-}
-
-export function describeSession(s: SessionInfo | null): string {
-  if (!s) return 'the last session';
-  return `session ${s.id} (${s.service || 'unknown service'}${s.tty ? `, ${s.tty}` : ''}${s.remoteHost ? `, from ${s.remoteHost}` : ''})`;
 }
 
 function sessionFields(s: SessionInfo | null): Record<string, unknown> {

@@ -32,13 +32,22 @@ export function instanceOfPrivateDir(entry: string): string | null {
   return parseInstanceName(inst) ? inst : null;
 }
 
-/** Globs over instance names: `*` and `?` only; instance names have no other special characters. */
+const compiled = new Map<string, RegExp>();
+
+/**
+ * Globs over instance names: `*` and `?` only; instance names have no other special characters.
+ * Memoized: the globs come from the config and are matched on every pass.
+ */
 export function globToRegExp(glob: string): RegExp {
+  const hit = compiled.get(glob);
+  if (hit) return hit;
   const body = glob
     .split('')
     .map((c) => (c === '*' ? '[^/]*' : c === '?' ? '[^/]' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
     .join('');
-  return new RegExp(`^${body}$`);
+  const re = new RegExp(`^${body}$`);
+  if (compiled.size < 4096) compiled.set(glob, re);
+  return re;
 }
 
 export function matchesAny(name: string, globs: readonly RegExp[]): boolean {

@@ -1,9 +1,9 @@
 // Link rules and what a rundir holds for them: rules expanded per entitled instance, source
 // globs listed, and an lstat of every source, target and directory in between. Read-only.
-import { lstatSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import { globToRegExp } from './instances.js';
-import { toNodeStat } from './read.js';
+import { lstatOrNull } from './read.js';
 import type { NodeStat } from './types.js';
 
 export type LinkKind = 'hard' | 'symlink';
@@ -56,16 +56,21 @@ export function checkRulePath(p: string): string | null {
   return null;
 }
 
+/** The directory a rundir-relative path is in ('' for the rundir itself). */
+export function parentOf(rel: string): string {
+  const d = posix.dirname(rel);
+  return d === '.' ? '' : d;
+}
+
 const expand = (p: string, instance: string, name = '') => p.replaceAll('{instance}', instance).replaceAll('{name}', name);
 
 function lstatRel(rundir: string, rel: string, stat: Map<string, NodeStat | null>): NodeStat | null {
   if (stat.has(rel)) return stat.get(rel)!;
   let st: NodeStat | null = null;
   try {
-    const s = lstatSync(posix.join(rundir, rel), { throwIfNoEntry: false });
-    st = s ? toNodeStat(s) : null;
+    st = lstatOrNull(posix.join(rundir, rel));
   } catch {
-    st = null; // ENOTDIR and the like: nothing usable there
+    st = null; // unreadable: nothing usable there
   }
   stat.set(rel, st);
   return st;
@@ -89,13 +94,12 @@ export function readLinkWorld(rundir: string, rules: LinkRule[], entitled: (rule
   for (const rule of rules) {
     for (const instance of entitled(rule)) {
       const src = expand(rule.source, instance);
-      const dir = posix.dirname(src) === '.' ? '' : posix.dirname(src);
+      const dir = parentOf(src);
       const glob = posix.basename(src);
       dirs.add(dir);
       // The target's directory is watched whether or not a source is there now: a watch armed
       // and dropped as a server restarts would cost a directory scan each time.
-      const tdir0 = posix.dirname(expand(rule.target, instance, 'x'));
-      dirs.add(tdir0 === '.' ? '' : tdir0);
+      dirs.add(parentOf(expand(rule.target, instance, 'x')));
       let names: string[] = [];
       if (/[*?]/.test(glob)) {
         if (dir === '' || dirsOk(rundir, `${dir}/x`, stat)) {
@@ -119,8 +123,7 @@ export function readLinkWorld(rundir: string, rules: LinkRule[], entitled: (rule
         // Parents of the target: the private dir must be there; deeper ones may be made.
         const tparts = target.split('/');
         for (let i = 1; i <= tparts.length; i++) lstatRel(rundir, tparts.slice(0, i).join('/'), stat);
-        const tdir = posix.dirname(target) === '.' ? '' : posix.dirname(target);
-        dirs.add(tdir);
+        dirs.add(parentOf(target));
         candidates.push({ rule: rule.name, instance, source, target, kind: rule.kind, exdev: rule.exdev });
       }
     }

@@ -27,5 +27,11 @@ export interface LogindFacts {
   job: JobType | null;
 }
 
+/** "session 3 (sshd, from 10.0.0.9)": how records name a session. */
+export function describeSession(s: SessionInfo | null): string {
+  if (!s) return 'the last session';
+  return `session ${s.id} (${s.service || 'unknown service'}${s.tty ? `, ${s.tty}` : ''}${s.remoteHost ? `, from ${s.remoteHost}` : ''})`;
+}
+
 /** The rundir lifecycle as logind and systemd drive it. */
 export type LifecycleState = 'absent' | 'starting' | 'live' | 'closing' | 'stopping';

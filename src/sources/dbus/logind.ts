@@ -2,7 +2,7 @@
 // and Sessions emit no change signals: they are read afresh whenever something about that user
 // happens. Every reply and signal is checked; garbage is logged and dropped, never trusted.
 import { Bus, systemBusAddress, type BusEvent, type BusSignal } from './bus.js';
-import type { JobType, LogindFacts, SessionInfo, UserFacts } from '../../world/logind.js';
+import { describeSession, type JobType, type LogindFacts, type SessionInfo, type UserFacts } from '../../world/logind.js';
 import type { Subscription } from 'rxjs';
 
 const LOGIN1 = 'org.freedesktop.login1';
@@ -218,7 +218,7 @@ export class Logind {
         if (s.member === 'SessionNew') {
           const info = await this.readSession(s.body[1]);
           if (!info) return;
-          this.cb.note(info.uid, 'session-new', describe(info));
+          this.cb.note(info.uid, 'session-new', describeSession(info));
           const path = await this.userPath(info.uid);
           if (path) await this.readUser(info.uid, path);
         } else {
@@ -229,7 +229,7 @@ export class Logind {
           const uid = info?.uid ?? [...this.users.values()].find((u) => u.sessions.includes(id))?.uid;
           if (info) {
             this.lastClosed.set(info.uid, info);
-            this.cb.note(info.uid, 'session-removed', describe(info));
+            this.cb.note(info.uid, 'session-removed', describeSession(info));
           }
           for (const u of uid !== undefined ? [uid] : [...this.users.keys()]) {
             const path = await this.userPath(u);
@@ -329,8 +329,4 @@ export class Logind {
       return 'unknown';
     }
   }
-}
-
-export function describe(s: SessionInfo): string {
-  return `session ${s.id} (${s.service || 'unknown service'}${s.tty ? `, ${s.tty}` : ''}${s.remoteHost ? `, from ${s.remoteHost}` : ''})`;
 }
