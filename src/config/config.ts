@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Document } from 'yaml';
 import { globToRegExp } from '../world/instances.js';
+import { checkRuleGraph } from '../reconcile/links.js';
 import { DEFAULT_LINK_RULES, checkRulePath, type LinkRule } from '../world/links.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/rundird/rundird.yaml';
@@ -177,6 +178,13 @@ const NAME_LIST = /^[a-z0-9][a-z0-9-]*$/;
 
 function parseLinkRules(v: Validator, node: Node): LinkRule[] {
   if (!isSeq(node)) v.fail(node, 'links', 'expected a list of link rules');
+  const rules = parseLinkRuleList(v, node);
+  const cycle = checkRuleGraph(rules);
+  if (cycle) v.fail(node, 'links', `the rules ${cycle.rules.map((r) => `"${r}"`).join(', ')} form a cycle: each links what another made, onto a new path every time; change a source or a target so that the chain ends`);
+  return rules;
+}
+
+function parseLinkRuleList(v: Validator, node: Node & { items: unknown[] }): LinkRule[] {
   const names = new Set<string>();
   return node.items.map((item, i) => {
     const k = `links[${i}]`;

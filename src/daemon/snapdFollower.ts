@@ -8,6 +8,8 @@ import type { SnapdState } from '../world/snapd.js';
 export class SnapdFollower {
   /** snapd's last good answer; null: never answered (the snap root is the inventory then). */
   state: SnapdState | null = null;
+  /** Answers received so far, changed or not (a sync waiting for "snapd's next word" counts them). */
+  answers = 0;
   private key = '';
   private down = false;
   private busy = false;
@@ -20,6 +22,8 @@ export class SnapdFollower {
     private readonly log: Log,
     /** snapd said something new: instances or connections changed. */
     private readonly onChange: () => void,
+    /** snapd answered, whether or not anything changed. */
+    private readonly onAnswer: () => void = () => {},
   ) {}
 
   stop(): void {
@@ -55,8 +59,10 @@ export class SnapdFollower {
         this.state = st;
         const connected = [...st.plugs.values()].reduce((n, p) => n + p.size, 0);
         logEvent(this.log, 'snapd-changed', { instances: st.instances.size, connected_plugs: connected }, `snapd: ${st.instances.size} snaps, ${connected} connected plugs and interfaces`);
+        this.answers++;
         this.onChange();
-      }
+      } else this.answers++;
+      this.onAnswer();
     } catch (e) {
       // No socket and never an answer: a system without snapd, not an outage.
       const absent = (e as { absent?: boolean }).absent === true;

@@ -4,7 +4,10 @@
 import type { Action, Plan } from '../reconcile/planner.js';
 import { PRIVATE_DIR_MODE } from '../reconcile/planner.js';
 import type { CreatedRecord } from '../world/types.js';
-import { close, fchmod, fchown, fstat, lstatAt, mkdirAt, openDirAt, rmdirAt, withFd } from './safefs.js';
+import type { Stats } from 'node:fs';
+import type { LinkAction } from '../reconcile/links.js';
+import { applyLinks, type LinkOutcome } from './links.js';
+import { close, fchmod, fchown, fstat, lstatAt, mkdirProven, openDirAt, rmdirAt, withFd } from './safefs.js';
 
 export type Outcome =
   | { action: Action; ok: true; record?: CreatedRecord }
@@ -12,6 +15,7 @@ export type Outcome =
 
 export interface ApplyResult {
   outcomes: Outcome[];
+  linkOutcomes: LinkOutcome[];
   /** The rundir changed under the plan: read again and re-plan. */
   stale: boolean;
 }
@@ -23,29 +27,22 @@ function fail(action: Action, code: string, detail: string, retry = false): Outc
 }
 
 function mkdirPrivate(rundirFd: number, a: Extract<Action, { op: 'mkdir' }>, selfUid: number): Outcome {
+  let made: { fd: number; st: Stats };
   try {
-    mkdirAt(rundirFd, a.name, PRIVATE_DIR_MODE);
+    made = mkdirProven(rundirFd, a.name, PRIVATE_DIR_MODE, selfUid);
   } catch (e) {
-    // Something appeared since the read: a fresh read decides what it is.
-    if (errCode(e) === 'EEXIST') return fail(a, 'EEXIST', 'appeared since it was read', true);
-    return fail(a, errCode(e), (e as Error).message);
+    // Something appeared since the read, or was swapped in right after the mkdir: a fresh
+    // read decides what it is; it is left untouched.
+    const c = errCode(e);
+    if (c === 'EEXIST') return fail(a, 'EEXIST', 'appeared since it was read', true);
+    if (c === 'ESWAPPED' || c === 'ELOOP' || c === 'ENOTDIR' || c === 'ENOENT') return fail(a, c, `replaced right after mkdir (${(e as Error).message}); left untouched`, true);
+    return fail(a, c, (e as Error).message);
   }
-  let fd: number;
-  try {
-    fd = openDirAt(rundirFd, a.name);
-  } catch (e) {
-    // Swapped for a symlink or a non-directory between mkdir and open.
-    return fail(a, errCode(e), `replaced right after mkdir (${errCode(e)}); left untouched`, true);
-  }
-  return withFd(fd, () => {
-    const st = fstat(fd);
-    if (st.uid !== selfUid && st.uid !== a.owner) {
-      return fail(a, 'EPERM', `replaced right after mkdir by a directory of uid ${st.uid}; left untouched`, true);
-    }
+  return withFd(made.fd, (fd) => {
     fchown(fd, a.owner, a.group);
     // chown clears no bits on a directory, and with any usual umask mkdir gave 0700 already.
-    if ((st.mode & 0o7777) !== PRIVATE_DIR_MODE) fchmod(fd, PRIVATE_DIR_MODE);
-    return { action: a, ok: true as const, record: { ino: st.ino, dev: st.dev } };
+    if ((made.st.mode & 0o7777) !== PRIVATE_DIR_MODE) fchmod(fd, PRIVATE_DIR_MODE);
+    return { action: a, ok: true as const, record: { ino: made.st.ino, dev: made.st.dev } };
   });
 }
 
@@ -83,24 +80,31 @@ function rmdirOwn(rundirFd: number, a: Extract<Action, { op: 'rmdir' }>): Outcom
 }
 
 /**
- * Applies one UID's plan inside the runtime root (an open descriptor). The rundir is opened
- * without following symlinks and must still be the directory the plan was made for.
+ * Applies one UID's plan inside the runtime root (an open descriptor): private dirs made or
+ * corrected first, then the links (they may go into a dir just made; the removals of links and
+ * of directories made for them come last among them, deepest first), then the private dirs of
+ * snaps that are gone. The rundir is opened without following symlinks and must still be the
+ * directory the plan was made for.
  */
-export function applyPlan(rootFd: number, p: Plan, selfUid: number): ApplyResult {
-  const writes = p.actions.filter((a) => a.op !== 'forget');
-  const outcomes: Outcome[] = p.actions.filter((a) => a.op === 'forget').map((action) => ({ action, ok: true as const }));
-  if (writes.length === 0 || p.rundir === null) return { outcomes, stale: false };
+export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[], selfUid: number): ApplyResult {
+  const isBook = (a: Action) => a.op === 'forget';
+  const outcomes: Outcome[] = p.actions.filter(isBook).map((action) => ({ action, ok: true as const }));
+  const linkOutcomes: LinkOutcome[] = [];
+  const writes = p.actions.filter((a) => !isBook(a));
+  const linkWrites = links.filter((a) => a.op !== 'forget' && a.op !== 'forget-dir');
+  for (const a of links) if (a.op === 'forget' || a.op === 'forget-dir') linkOutcomes.push({ action: a, ok: true });
+  if ((writes.length === 0 && linkWrites.length === 0) || p.rundir === null) return { outcomes, linkOutcomes, stale: false };
   let rundirFd: number;
   try {
     rundirFd = openDirAt(rootFd, String(p.uid));
   } catch {
-    return { outcomes, stale: true };
+    return { outcomes, linkOutcomes, stale: true };
   }
   try {
     const st = fstat(rundirFd);
-    if (st.ino !== p.rundir.ino || st.dev !== p.rundir.dev || st.uid !== p.uid) return { outcomes, stale: true };
+    if (st.ino !== p.rundir.ino || st.dev !== p.rundir.dev || st.uid !== p.uid) return { outcomes, linkOutcomes, stale: true };
     let stale = false;
-    for (const a of writes) {
+    const run = (a: Action) => {
       let o: Outcome;
       try {
         if (a.op === 'mkdir') o = mkdirPrivate(rundirFd, a, selfUid);
@@ -111,8 +115,14 @@ export function applyPlan(rootFd: number, p: Plan, selfUid: number): ApplyResult
       }
       if (!o.ok && o.retry) stale = true;
       outcomes.push(o);
+    };
+    for (const a of writes) if (a.op !== 'rmdir') run(a);
+    for (const o of applyLinks(rundirFd, p.uid, selfUid, linkWrites)) {
+      if (!o.ok && o.retry) stale = true;
+      linkOutcomes.push(o);
     }
-    return { outcomes, stale };
+    for (const a of writes) if (a.op === 'rmdir') run(a);
+    return { outcomes, linkOutcomes, stale };
   } finally {
     close(rundirFd);
   }

@@ -1,12 +1,15 @@
 // Makes and removes links inside one rundir, only through descriptors opened with O_NOFOLLOW
-// from the trusted runtime root: a symlink planted anywhere on either path stops the action.
-// A new link goes to a temporary name, is checked (same inode as the checked source, owned by
-// the rundir's UID), and only then renamed over the target: a swap in between is caught.
+// from the rundir's descriptor: a symlink planted anywhere on either path stops the action,
+// and every directory walked through must belong to the rundir's UID (or be one rundird has
+// just made). A new link goes to an unguessable temporary name, is checked (same inode as the
+// checked source, owned by the UID), and only then renamed over the target: a swap in between
+// is caught. Nothing is ever removed that rundird did not make: the temporary name only while
+// it is still the inode just linked, a target only while it is still the recorded inode.
 import * as fs from 'node:fs';
 import { posix } from 'node:path';
-import { symlinkValue, type LinkAction, type LinkRecord } from '../reconcile/links.js';
-import { parentOf } from '../world/links.js';
-import { at, close, fchmod, fchown, lstatAt, mkdirAt, openDirAt } from './safefs.js';
+import { symlinkValue, type DirRecord, type LinkAction, type LinkRecord } from '../reconcile/links.js';
+import { parentOf, TEMP_PREFIX } from '../world/links.js';
+import { at, close, fchmod, fchown, fstat, lstatAt, mkdirProven, openDirAt, rmdirAt, tempName } from './safefs.js';
 
 export interface LinkOutcome {
   action: LinkAction;
@@ -14,16 +17,27 @@ export interface LinkOutcome {
   /** Made as a symlink because a hard link crossed filesystems (rule's exdev: symlink). */
   fellBack?: boolean;
   record?: LinkRecord;
+  /** Directories made on the way to the target, with their identity. */
+  made?: [string, DirRecord][];
   code?: string;
   detail?: string;
   /** The directory changed under the plan: read again. */
   retry?: boolean;
 }
 
-let seq = 0;
+interface Make {
+  dirs: Set<string>;
+  owner: number;
+  group: number;
+  instance: string;
+  selfUid: number;
+  made: [string, DirRecord][];
+}
 
-/** Opens a rundir-relative directory one component at a time, each with O_NOFOLLOW. */
-function openRel(rundirFd: number, rel: string, make?: { dirs: Set<string>; owner: number; group: number }): number {
+const refused = (what: string, detail: string) => Object.assign(new Error(`${what}: ${detail}`), { code: 'EPERM' });
+
+/** Opens a rundir-relative directory one component at a time, each with O_NOFOLLOW, each owned by `uid`. */
+function openRel(rundirFd: number, rel: string, uid: number, make?: Make): number {
   let fd = rundirFd;
   const parts = rel === '' ? [] : rel.split('/');
   try {
@@ -32,12 +46,18 @@ function openRel(rundirFd: number, rel: string, make?: { dirs: Set<string>; owne
       let next: number;
       try {
         next = openDirAt(fd, parts[i]!);
+        const st = fstat(next);
+        if (st.uid !== uid) {
+          close(next);
+          throw refused(here, `belongs to UID ${st.uid}, not ${uid}`);
+        }
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !make?.dirs.has(here)) throw e;
-        mkdirAt(fd, parts[i]!, 0o700);
-        next = openDirAt(fd, parts[i]!);
+        const m = mkdirProven(fd, parts[i]!, 0o700, make.selfUid);
+        next = m.fd;
         fchown(next, make.owner, make.group);
         fchmod(next, 0o700);
+        make.made.push([here, { ino: m.st.ino, dev: m.st.dev, instance: make.instance }]);
       }
       if (fd !== rundirFd) close(fd);
       fd = next;
@@ -54,101 +74,122 @@ function fail(action: LinkAction, e: unknown, retry = false): LinkOutcome {
   return { action, ok: false, code: err.code ?? 'ERROR', detail: err.message, retry };
 }
 
-function doLink(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'link' }>): LinkOutcome {
+/** Removes a temporary entry only while it is the inode rundird just made there. */
+function dropTemp(dirfd: number, name: string, ino: number): void {
+  const st = lstatAt(dirfd, name);
+  if (st && st.ino === ino) fs.unlinkSync(at(dirfd, name));
+}
+
+function doLink(rundirFd: number, uid: number, selfUid: number, a: Extract<LinkAction, { op: 'link' }>): LinkOutcome {
   let srcFd: number | null = null;
   let dstFd: number | null = null;
-  const tmp = `.rundird-${process.pid}-${++seq}`;
+  const make: Make = { dirs: new Set(a.mkdirs), owner: a.owner, group: a.group, instance: a.instance, selfUid, made: [] };
   try {
-    srcFd = openRel(rundirFd, parentOf(a.source));
-    dstFd = openRel(rundirFd, parentOf(a.target), { dirs: new Set(a.mkdirs), owner: a.owner, group: a.group });
+    srcFd = openRel(rundirFd, parentOf(a.source), uid);
+    // The private dir is the user's; a directory rundird makes below it is the user's too.
+    dstFd = openRel(rundirFd, parentOf(a.target), a.owner, make);
     const srcName = posix.basename(a.source);
     const st = lstatAt(srcFd, srcName);
     if (!st || st.ino !== a.sourceIno || st.uid !== uid || !(st.isSocket() || st.isFile())) {
-      return { action: a, ok: false, code: 'ECHANGED', detail: `${a.source} changed before it could be linked`, retry: true };
+      return { action: a, ok: false, made: make.made, code: 'ECHANGED', detail: `${a.source} changed before it could be linked`, retry: true };
     }
     let kind = a.kind;
     let fellBack = false;
-    if (kind === 'hard') {
+    let tmp = '';
+    // An unguessable name; one that exists all the same is someone else's: another name, never a removal.
+    for (let tries = 0; ; tries++) {
+      tmp = tempName(TEMP_PREFIX);
       try {
-        fs.linkSync(at(srcFd, srcName), at(dstFd, tmp));
+        if (kind === 'hard') {
+          try {
+            fs.linkSync(at(srcFd, srcName), at(dstFd, tmp));
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'EXDEV' || a.exdev !== 'symlink') throw e;
+            kind = 'symlink';
+            fellBack = true;
+          }
+        }
+        if (kind === 'symlink') fs.symlinkSync(symlinkValue(a.source, a.target), at(dstFd, tmp));
+        break;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EXDEV' || a.exdev !== 'symlink') throw e;
-        kind = 'symlink';
-        fellBack = true;
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 3) throw e;
       }
     }
-    if (kind === 'symlink') fs.symlinkSync(symlinkValue(a.source, a.target), at(dstFd, tmp));
     const made = lstatAt(dstFd, tmp);
     const good = made && (kind === 'hard' ? made.ino === a.sourceIno && made.uid === uid && (made.isSocket() || made.isFile()) : made.isSymbolicLink());
     if (!good) {
-      fs.unlinkSync(at(dstFd, tmp));
-      return { action: a, ok: false, code: 'ECHANGED', detail: `${a.source} was swapped while being linked; link undone`, retry: true };
+      if (made && kind === 'hard' && made.ino === a.sourceIno) dropTemp(dstFd, tmp, made.ino);
+      return { action: a, ok: false, made: make.made, code: 'ECHANGED', detail: `${a.source} was swapped while being linked; link undone`, retry: true };
     }
-    if (a.replace) {
-      // Replace only what is still our old link (the planner saw its inode).
+    if (a.replace && kind === 'hard') {
+      // Replace only what is still our old link (the planner saw its inode); already right: done.
       const now = lstatAt(dstFd, posix.basename(a.target));
       if (now && now.ino === a.sourceIno) {
-        fs.unlinkSync(at(dstFd, tmp));
-        return { action: a, ok: true, record: { ino: now.ino, kind, source: a.source, rule: a.rule, instance: a.instance } };
+        dropTemp(dstFd, tmp, made.ino);
+        return { action: a, ok: true, made: make.made, record: { ino: now.ino, kind, source: a.source, rule: a.rule, instance: a.instance } };
       }
     }
     fs.renameSync(at(dstFd, tmp), at(dstFd, posix.basename(a.target)));
-    return { action: a, ok: true, fellBack, record: { ino: made.ino, kind, source: a.source, rule: a.rule, instance: a.instance } };
+    return { action: a, ok: true, fellBack, made: make.made, record: { ino: made.ino, kind, source: a.source, rule: a.rule, instance: a.instance } };
   } catch (e) {
-    if (dstFd !== null) {
-      try {
-        fs.unlinkSync(at(dstFd, tmp));
-      } catch {
-        // never made
-      }
-    }
     const code = (e as NodeJS.ErrnoException).code;
     // Gone meanwhile: read again. A symlink or non-directory on the way (ELOOP, ENOTDIR): refused.
-    return fail(a, e, code === 'ENOENT');
+    return { ...fail(a, e, code === 'ENOENT' || code === 'ESWAPPED'), made: make.made };
   } finally {
     if (srcFd !== null && srcFd !== rundirFd) close(srcFd);
     if (dstFd !== null && dstFd !== rundirFd) close(dstFd);
   }
 }
 
-function doUnlink(rundirFd: number, a: Extract<LinkAction, { op: 'unlink' }>): LinkOutcome {
+/** Opens the parent of a rundir-relative path, owned by the UID, without making anything. */
+function withParent(rundirFd: number, rel: string, uid: number, a: LinkAction, fn: (fd: number, name: string) => LinkOutcome): LinkOutcome {
   let fd: number | null = null;
   try {
-    fd = openRel(rundirFd, parentOf(a.target));
-    const name = posix.basename(a.target);
-    const st = lstatAt(fd, name);
-    if (!st) return { action: a, ok: true };
-    // Only while it is still the link rundird made.
-    if (st.ino !== a.ino) return { action: a, ok: false, code: 'ENOTOURS', detail: `${a.target} is no longer the link rundird made; left alone` };
-    fs.unlinkSync(at(fd, name));
-    return { action: a, ok: true };
+    fd = openRel(rundirFd, parentOf(rel), uid);
+    return fn(fd, posix.basename(rel));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { action: a, ok: true };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { action: a, ok: true };
     return fail(a, e);
   } finally {
     if (fd !== null && fd !== rundirFd) close(fd);
   }
 }
 
-/** Applies link actions in one rundir (opened from the root fd, O_NOFOLLOW). */
-export function applyLinks(rootFd: number, uid: number, actions: LinkAction[]): LinkOutcome[] {
-  const out: LinkOutcome[] = [];
-  let rundirFd: number;
-  try {
-    rundirFd = openDirAt(rootFd, String(uid));
-  } catch (e) {
-    return actions.map((a) => fail(a, e, true));
-  }
-  try {
-    for (const a of actions) {
-      if (a.op === 'forget') out.push({ action: a, ok: true });
-      else if (a.op === 'adopt') out.push({ action: a, ok: true, record: a.record });
-      else if (a.op === 'link') out.push(doLink(rundirFd, uid, a));
-      else out.push(doUnlink(rundirFd, a));
+function doUnlink(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'unlink' }>): LinkOutcome {
+  return withParent(rundirFd, a.target, uid, a, (fd, name) => {
+    const st = lstatAt(fd, name);
+    if (!st) return { action: a, ok: true };
+    // Only while it is still the link rundird made.
+    if (st.ino !== a.ino) return { action: a, ok: false, code: 'ENOTOURS', detail: `${a.target} is no longer the link rundird made; left alone` };
+    fs.unlinkSync(at(fd, name));
+    return { action: a, ok: true };
+  });
+}
+
+function doRmdir(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'rmdir' }>): LinkOutcome {
+  return withParent(rundirFd, a.dir, uid, a, (fd, name) => {
+    const st = lstatAt(fd, name);
+    if (!st) return { action: a, ok: true };
+    if (!st.isDirectory() || st.ino !== a.ino || st.dev !== a.dev) return { action: a, ok: false, code: 'ENOTOURS', detail: `${a.dir} is no longer the directory rundird made; left alone` };
+    try {
+      rmdirAt(fd, name);
+    } catch (e) {
+      const c = (e as NodeJS.ErrnoException).code;
+      if (c === 'ENOTEMPTY' || c === 'EEXIST') return { action: a, ok: false, code: 'ENOTEMPTY', detail: `${a.dir} is not empty; left in place` };
+      throw e;
     }
-  } finally {
-    close(rundirFd);
+    return { action: a, ok: true };
+  });
+}
+
+/** Applies link actions in one rundir (an open descriptor, O_NOFOLLOW from the trusted root). */
+export function applyLinks(rundirFd: number, uid: number, selfUid: number, actions: readonly LinkAction[]): LinkOutcome[] {
+  const out: LinkOutcome[] = [];
+  for (const a of actions) {
+    if (a.op === 'forget' || a.op === 'forget-dir') out.push({ action: a, ok: true });
+    else if (a.op === 'link') out.push(doLink(rundirFd, uid, selfUid, a));
+    else if (a.op === 'unlink') out.push(doUnlink(rundirFd, uid, a));
+    else out.push(doRmdir(rundirFd, uid, a));
   }
   return out;
 }

@@ -2,6 +2,7 @@
 // /proc/self/fd/N resolves from the open directory itself (a "magic link", not a re-walk of
 // its path), so `/proc/self/fd/N/name` is exactly openat(N, "name"). Only the last component
 // is ever a name from a user-controlled directory, and it is opened with O_NOFOLLOW.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
@@ -35,6 +36,34 @@ export function rmdirAt(dirfd: number, name: string): void {
 
 export function lstatAt(dirfd: number, name: string): fs.Stats | null {
   return fs.lstatSync(at(dirfd, name), { throwIfNoEntry: false }) ?? null;
+}
+
+/** An unguessable entry name: a user who can list the directory still cannot plant it first. */
+export function tempName(prefix: string): string {
+  return prefix + randomBytes(8).toString('hex');
+}
+
+/**
+ * mkdirat, then proof that what is at the name now is the directory just made: opened without
+ * following, a directory on the parent's device, owned by the daemon, with no entries and no
+ * subdirectories. A user who renames some other directory into place between the mkdir and
+ * the open (a root-owned one, say) is caught here; the caller then leaves it untouched.
+ * Returns the open descriptor of the new directory.
+ */
+export function mkdirProven(dirfd: number, name: string, mode: number, selfUid: number): { fd: number; st: fs.Stats } {
+  mkdirAt(dirfd, name, mode);
+  const fd = openDirAt(dirfd, name);
+  try {
+    const st = fs.fstatSync(fd);
+    const parent = fs.fstatSync(dirfd);
+    if (!st.isDirectory() || st.uid !== selfUid || st.dev !== parent.dev || st.nlink !== 2 || fs.readdirSync(`/proc/self/fd/${fd}`).length !== 0) {
+      throw Object.assign(new Error(`${name} was replaced right after mkdir (uid ${st.uid}, ${st.nlink} links); left untouched`), { code: 'ESWAPPED' });
+    }
+    return { fd, st };
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
 }
 
 export const fstat = (fd: number): fs.Stats => fs.fstatSync(fd);

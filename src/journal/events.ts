@@ -38,6 +38,9 @@ export const EVENTS = {
   'link-refused': { id: 'f1c7e4a9b3d24f8e8a6c9d2b5f0e3a17', priority: 4, summary: 'a link was not made: unsafe source, occupied target or a path through a symlink' },
   'snapd-unavailable': { id: '6c2a8e5f1d9b4a3c8e7f2d0b6a9c4e51', priority: 4, summary: 'snapd could not be asked; the last known snaps and connections stay in force' },
   'snapd-changed': { id: 'e2b9d5a8c1f64e3b9a7d4c0e8f2b6a93', priority: 6, summary: 'snapd reported other snaps or interface connections' },
+  'link-dir-removed': { id: '61d8431d65c541809891f5e25bf0c14a', priority: 6, summary: 'a directory rundird made for links was removed: no link needs it any more' },
+  'records-loaded': { id: '6ff2455de72e4b48a52564a7cb0d5e2e', priority: 6, summary: 'rundird read back what it had made before it restarted' },
+  'records-set-aside': { id: '55ee8cd438694457bd657a73a69c3240', priority: 4, summary: 'a records file of rundird could not be trusted and was set aside' },
 } as const;
 
 export type EventName = keyof typeof EVENTS;

@@ -1,7 +1,7 @@
 // What changed about a rundir between two reads, as lifecycle events. Pure.
 import type { EventName } from '../journal/events.js';
 import type { RundirStatus } from '../world/types.js';
-import type { LifecycleState, LogindFacts } from '../world/logind.js';
+import type { JobType, LifecycleState, LogindFacts } from '../world/logind.js';
 
 export interface Observed {
   status: RundirStatus;
@@ -55,4 +55,29 @@ export function lifecycleState(status: RundirStatus, f: LogindFacts, prev: Lifec
 export function holdWrites(state: LifecycleState, status: RundirStatus): boolean {
   if (state === 'stopping') return true;
   return state === 'starting' && status !== 'tmpfs' && status !== 'mounted';
+}
+
+/** A job of user-runtime-dir@UID as seen: queued, or already over when it could be read. */
+export interface JobSeen {
+  type: JobType;
+  done: boolean;
+}
+
+/**
+ * The lifecycle states a rundir passed through since it was last synced, in order, ending with
+ * the one it is in now; empty when nothing changed. The one place the lifecycle is decided. A
+ * queued job is a state of its own even if it is over by now (a pass may come after it ended);
+ * a job that was over before it could be read counts only if the rundir was not seen past it.
+ */
+export function lifecycleSteps(prev: LifecycleState, status: RundirStatus, f: LogindFacts, jobs: readonly JobSeen[]): LifecycleState[] {
+  const out: LifecycleState[] = [];
+  let s = prev;
+  for (const j of jobs) {
+    const st: LifecycleState = j.type === 'start' ? 'starting' : 'stopping';
+    const before = j.type === 'start' ? s === 'absent' || s === 'closing' || s === 'stopping' : s === 'live' || s === 'closing';
+    if ((!j.done || before) && s !== st) out.push((s = st));
+  }
+  const now = lifecycleState(status, f, s);
+  if (now !== s) out.push(now);
+  return out;
 }

@@ -1,25 +1,51 @@
-// The link planner: from the candidates, what is on disk and what rundird made, the link
-// actions and the problems. Pure. A link is a security decision: only sockets and regular
-// files owned by the rundir's UID are linked, and nothing rundird did not make is touched.
+// Links, pure: which links the rules want (expandLinks), and from that, what is on disk and
+// what rundird made, the actions and problems (planLinks). No I/O here.
+//
+// A link is a security decision: only sockets and regular files owned by the rundir's UID are
+// linked, and nothing rundird did not make is ever removed or replaced. A link rundird made is
+// never the source of another link: a chain of rules (a server snap's socket linked out into
+// the rundir, then into its clients) resolves to the real source, so a server rule can never
+// claim a client's socket, and a source that goes takes every link made from it in one plan.
 import { posix } from 'node:path';
-import type { LinkCandidate, LinkKind } from '../world/links.js';
+import { globToRegExp } from '../world/instances.js';
+import { expandRulePath, parentOf, TEMP_PREFIX, type LinkKind, type LinkRule } from '../world/links.js';
 import type { NodeStat } from '../world/types.js';
 
 /** What rundird made at a target: the link's own inode (for a hard link, the source's too). */
 export interface LinkRecord {
   ino: number;
   kind: LinkKind;
+  /** The real source it was made from (never another link of rundird's). */
   source: string;
   rule: string;
   instance: string;
 }
 
+/** A directory rundird made on the way to a link's target (`snap.X/pulse`). */
+export interface DirRecord {
+  ino: number;
+  dev: number;
+  instance: string;
+}
+
+export interface LinkCandidate {
+  rule: string;
+  instance: string;
+  /** The real source. */
+  source: string;
+  target: string;
+  kind: LinkKind;
+  exdev: 'symlink' | 'warn';
+  /** The link of rundird's this one is chained from, if any. */
+  via: string | null;
+}
+
 export type LinkAction =
   | { op: 'link'; rule: string; instance: string; source: string; target: string; kind: LinkKind; exdev: 'symlink' | 'warn'; sourceIno: number; replace: boolean; mkdirs: string[]; owner: number; group: number }
-  | { op: 'unlink'; target: string; ino: number; why: string }
+  | { op: 'unlink'; target: string; ino: number; why: 'its source is gone' | 'no longer entitled' | 'its rule changed' }
   | { op: 'forget'; target: string }
-  /** The target already is the source's inode (made before a restart of rundird): ours from now on. */
-  | { op: 'adopt'; target: string; record: LinkRecord };
+  | { op: 'rmdir'; dir: string; ino: number; dev: number; instance: string }
+  | { op: 'forget-dir'; dir: string };
 
 export type LinkProblemCode = 'link-source-refused' | 'link-target-occupied' | 'link-parent-refused';
 
@@ -30,25 +56,171 @@ export interface LinkProblem {
   detail: string;
 }
 
+export interface LinkExpandInput {
+  rules: readonly LinkRule[];
+  /** The instances a rule entitles in this rundir. */
+  entitled: (rule: LinkRule) => readonly string[];
+  /** The names in a rundir-relative directory; null when it is absent or not safe to read. */
+  list: (dir: string) => readonly string[] | null;
+  /** Whether the entry at a rundir-relative path is a link rundird made (recorded, same inode). */
+  ours: (path: string) => boolean;
+}
+
+export interface Expansion {
+  candidates: LinkCandidate[];
+  /** Directories whose entries decide links, with their ancestors ('' = the rundir): to watch. */
+  dirs: Set<string>;
+}
+
+interface SourcePattern {
+  rule: LinkRule;
+  instance: string;
+  dir: string;
+  glob: RegExp;
+}
+
+const isGlob = (s: string) => /[*?]/.test(s);
+
+/** Adds a rundir-relative directory and all its ancestors. */
+function addWithAncestors(dirs: Set<string>, dir: string): void {
+  for (let d = dir; d !== ''; d = parentOf(d)) {
+    if (dirs.has(d)) return;
+    dirs.add(d);
+  }
+  dirs.add('');
+}
+
+/**
+ * The links the rules want: from every real source (an entry that is not a link of rundird's),
+ * then along chains (a wanted target that another rule's source matches), never back onto a
+ * path already in the chain. Bounded by the number of rules (the config refuses rule cycles
+ * that would grow without end, see checkRuleGraph).
+ */
+export function expandLinks(input: LinkExpandInput): Expansion {
+  const dirs = new Set<string>();
+  const byDir = new Map<string, SourcePattern[]>();
+  for (const rule of input.rules) {
+    for (const instance of input.entitled(rule)) {
+      const src = expandRulePath(rule.source, instance);
+      const dir = parentOf(src);
+      const p: SourcePattern = { rule, instance, dir, glob: globToRegExp(posix.basename(src)) };
+      let l = byDir.get(dir);
+      if (!l) byDir.set(dir, (l = []));
+      l.push(p);
+      addWithAncestors(dirs, dir);
+      // The target's directory is watched whether or not a source is there now: a watch armed
+      // and dropped as a server restarts would cost a directory scan each time.
+      addWithAncestors(dirs, parentOf(expandRulePath(rule.target, instance, 'x')));
+    }
+  }
+  const candidates: LinkCandidate[] = [];
+  const wanted = new Set<string>();
+  type Step = { c: LinkCandidate; chain: string[] };
+  const frontier: Step[] = [];
+  const want = (p: SourcePattern, name: string, source: string, via: string | null, chain: string[]) => {
+    const target = expandRulePath(p.rule.target, p.instance, name);
+    if (chain.includes(target) || wanted.has(target)) return; // back where it started, or wanted already
+    wanted.add(target);
+    const c: LinkCandidate = { rule: p.rule.name, instance: p.instance, source, target, kind: p.rule.kind, exdev: p.rule.exdev, via };
+    candidates.push(c);
+    addWithAncestors(dirs, parentOf(target));
+    frontier.push({ c, chain: [...chain, target] });
+  };
+  // Roots: the real sources.
+  for (const [dir, pats] of byDir) {
+    const names = input.list(dir);
+    if (!names) continue;
+    for (const name of names) {
+      if (name.startsWith(TEMP_PREFIX)) continue;
+      const path = dir ? `${dir}/${name}` : name;
+      let ours: boolean | null = null;
+      for (const p of pats) {
+        if (!p.glob.test(name)) continue;
+        ours ??= input.ours(path);
+        if (ours) break; // a link of rundird's is never a source of its own
+        want(p, name, path, null, [path]);
+      }
+    }
+  }
+  // Chains: a wanted target is, for the rules whose source it matches, the real source again.
+  const limit = input.rules.length;
+  for (let i = 0; i < frontier.length; i++) {
+    const { c, chain } = frontier[i]!;
+    if (chain.length > limit + 1) continue;
+    const name = posix.basename(c.target);
+    for (const p of byDir.get(parentOf(c.target)) ?? []) {
+      if (p.glob.test(name)) want(p, name, c.source, c.target, chain);
+    }
+  }
+  return { candidates, dirs };
+}
+
+/** Names of rules, for a config error. */
+export interface RuleCycle {
+  rules: string[];
+}
+
+/**
+ * The rule graph, checked when the config is loaded: a chain that comes back to the path it
+ * started from is harmless (the round trip lands on the real source, which is skipped), but a
+ * chain that reaches a rule again on a new path would grow without end. Checked on sample
+ * paths, with two sample instances so that chains across instances are seen.
+ */
+export function checkRuleGraph(rules: readonly LinkRule[]): RuleCycle | null {
+  const instances = ['a1', 'b2'];
+  for (const rule of rules) {
+    for (const instance of instances) {
+      const src = expandRulePath(rule.source, instance);
+      const name = posix.basename(src).replace(/[*?]/g, 'q');
+      const root = parentOf(src) ? `${parentOf(src)}/${name}` : name;
+      // Depth-first over the chains from this sample source.
+      const stack: { path: string; chain: string[]; used: string[] }[] = [{ path: root, chain: [root], used: [] }];
+      while (stack.length) {
+        const { path, chain, used } = stack.pop()!;
+        for (const r of rules) {
+          for (const inst of instances) {
+            const s = expandRulePath(r.source, inst);
+            if (parentOf(s) !== parentOf(path) || !globToRegExp(posix.basename(s)).test(posix.basename(path))) continue;
+            const t = expandRulePath(r.target, inst, posix.basename(path));
+            if (chain.includes(t)) continue;
+            const key = `${r.name}/${inst}`;
+            if (used.includes(key)) return { rules: [...new Set([...used, key].map((k) => k.split('/')[0]!))] };
+            if (chain.length > 2 * rules.length + 2) return { rules: [...new Set(used.map((k) => k.split('/')[0]!))] };
+            stack.push({ path: t, chain: [...chain, t], used: [...used, key] });
+          }
+        }
+      }
+    }
+  }
+  return null;
+}
+
 export interface LinkPlanInput {
   uid: number;
-  candidates: LinkCandidate[];
-  stat: Map<string, NodeStat | null>;
-  records: ReadonlyMap<string, LinkRecord>;
+  candidates: readonly LinkCandidate[];
+  /** lstat (null = absent) by rundir-relative path: sources, targets, their parents, and everything recorded. */
+  stat: ReadonlyMap<string, NodeStat | null>;
+  links: ReadonlyMap<string, LinkRecord>;
+  dirs: ReadonlyMap<string, DirRecord>;
+  /** Private dirs the same plan makes first (entry name → owner and group): links may go into them. */
+  privdirsMade: ReadonlyMap<string, { owner: number; group: number }>;
 }
 
 const LINKABLE = new Set(['socket', 'file']);
 
 export function planLinks(input: LinkPlanInput): { actions: LinkAction[]; problems: LinkProblem[] } {
-  const { uid, stat, records } = input;
+  const { uid, stat, links } = input;
   const actions: LinkAction[] = [];
   const problems: LinkProblem[] = [];
   const kept = new Set<string>();
+  /** Directories a kept or planned link needs. */
+  const needed = new Set<string>();
   const seen = new Set<string>();
+  const st = (p: string) => stat.get(p) ?? null;
   for (const c of input.candidates) {
     if (seen.has(c.target)) continue; // two rules for one target: the first wins
     seen.add(c.target);
-    const src = stat.get(c.source) ?? null;
+    const src = st(c.source);
     if (!src) continue;
     const refuse = (code: LinkProblemCode, detail: string) => problems.push({ code, target: c.target, instance: c.instance, detail });
     if (!LINKABLE.has(src.kind)) {
@@ -60,7 +232,7 @@ export function planLinks(input: LinkPlanInput): { actions: LinkAction[]; proble
       continue;
     }
     // The directories above the target: the first must exist (the private dir, or the rundir
-    // itself); deeper ones are made with the first's owner and mode 0700.
+    // itself; one this plan makes counts); deeper ones are made with the first's owner and mode 0700.
     const parts = c.target.split('/');
     const mkdirs: string[] = [];
     let owner = uid;
@@ -69,18 +241,22 @@ export function planLinks(input: LinkPlanInput): { actions: LinkAction[]; proble
     let wait = false;
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
-      const st = stat.get(dir) ?? null;
-      if (st === null) {
-        if (i === 1) wait = true; // the private dir comes first (the privdir planner makes it)
+      const d = st(dir);
+      if (d === null) {
+        const made = i === 1 ? input.privdirsMade.get(dir) : undefined;
+        if (made) {
+          owner = made.owner;
+          group = made.group;
+        } else if (i === 1) wait = true; // not a private dir this plan makes: nothing to link into
         else mkdirs.push(dir);
         continue;
       }
-      if (st.kind !== 'dir') blocked = `${dir} is a ${st.kind}, not a directory`;
-      else if (st.uid !== uid) blocked = `${dir} belongs to UID ${st.uid}, not ${uid}`;
+      if (d.kind !== 'dir') blocked = `${dir} is a ${d.kind}, not a directory`;
+      else if (d.uid !== uid) blocked = `${dir} belongs to UID ${d.uid}, not ${uid}`;
       if (blocked) break;
       if (i === 1) {
-        owner = st.uid;
-        group = st.gid;
+        owner = d.uid;
+        group = d.gid;
       }
     }
     if (wait) continue;
@@ -88,8 +264,9 @@ export function planLinks(input: LinkPlanInput): { actions: LinkAction[]; proble
       refuse('link-parent-refused', `${c.target}: ${blocked}; not linking through it`);
       continue;
     }
-    const tgt = stat.get(c.target) ?? null;
-    const rec = records.get(c.target);
+    for (let i = 1; i < parts.length; i++) needed.add(parts.slice(0, i).join('/'));
+    const tgt = st(c.target);
+    const rec = links.get(c.target);
     const ours = tgt !== null && rec !== undefined && rec.ino === tgt.ino;
     const base = { op: 'link' as const, rule: c.rule, instance: c.instance, source: c.source, target: c.target, kind: c.kind, exdev: c.exdev, sourceIno: src.ino, mkdirs, owner, group };
     if (tgt === null) {
@@ -98,28 +275,34 @@ export function planLinks(input: LinkPlanInput): { actions: LinkAction[]; proble
       continue;
     }
     if (!ours) {
-      // Already the very same inode: made by rundird before it restarted (its records live in
-      // memory), or by a helper script. Adopted, so that it follows the server from now on.
-      if (c.kind === 'hard' && tgt.ino === src.ino) {
-        actions.push({ op: 'adopt', target: c.target, record: { ino: tgt.ino, kind: 'hard', source: c.source, rule: c.rule, instance: c.instance } });
-        kept.add(c.target);
-        continue;
-      }
+      // Already the very same inode, but not made by rundird (a helper script, a user's own
+      // link): satisfied as it is, never taken over and never removed.
+      if (tgt.ino === src.ino && tgt.kind === src.kind) continue;
       refuse('link-target-occupied', `${c.target} is there already (a ${tgt.kind} rundird did not make); left alone`);
       continue;
     }
     kept.add(c.target);
-    // A hard link goes stale when the server makes its socket anew (new inode).
-    if (rec.kind === 'hard' && tgt.ino !== src.ino) actions.push({ ...base, replace: true });
+    // A hard link goes stale when the server makes its socket anew (new inode); a symlink when
+    // the chain now resolves to another source.
+    if ((rec.kind === 'hard' && tgt.ino !== src.ino) || rec.source !== c.source) actions.push({ ...base, replace: true });
   }
-  for (const [target, rec] of records) {
+  for (const [target, rec] of links) {
     if (kept.has(target)) continue;
-    const tgt = stat.has(target) ? stat.get(target)! : undefined;
-    // Not read this pass (its rule or entitlement went): it is still ours if its inode says so;
-    // the effects module checks the inode again right before unlinking.
-    if (tgt === null) actions.push({ op: 'forget', target });
-    else if (tgt === undefined || tgt.ino === rec.ino) actions.push({ op: 'unlink', target, ino: rec.ino, why: tgt === undefined ? 'no longer entitled' : 'its source is gone' });
-    else actions.push({ op: 'forget', target }); // replaced by someone else: not ours any more
+    const tgt = st(target);
+    if (tgt === null || tgt.ino !== rec.ino) {
+      actions.push({ op: 'forget', target }); // gone, or replaced by someone else: not ours any more
+      continue;
+    }
+    const src = st(rec.source);
+    const why = src === null || (rec.kind === 'hard' && src.ino !== rec.ino) ? 'its source is gone' : seen.has(target) ? 'its rule changed' : 'no longer entitled';
+    actions.push({ op: 'unlink', target, ino: rec.ino, why });
+  }
+  // Directories rundird made that no link needs any more: deepest first, after the unlinks.
+  for (const [dir, rec] of [...input.dirs].sort((a, b) => b[0].length - a[0].length)) {
+    if (needed.has(dir)) continue;
+    const d = st(dir);
+    if (d === null || d.kind !== 'dir' || d.ino !== rec.ino || d.dev !== rec.dev) actions.push({ op: 'forget-dir', dir });
+    else actions.push({ op: 'rmdir', dir, ino: rec.ino, dev: rec.dev, instance: rec.instance });
   }
   return { actions, problems };
 }

@@ -1,8 +1,10 @@
-// Link rules and what a rundir holds for them: rules expanded per entitled instance, source
-// globs listed, and an lstat of every source, target and directory in between. Read-only.
+// Link rules, and what a rundir holds for them: the directories the rules name listed (each
+// component checked to be a real directory on the rundir's own filesystem), the wanted links
+// expanded (pure, reconcile/links.ts), and an lstat of every source, target, directory in
+// between and everything rundird recorded. Read-only.
 import { readdirSync } from 'node:fs';
 import { posix } from 'node:path';
-import { globToRegExp } from './instances.js';
+import { expandLinks, type DirRecord, type LinkCandidate, type LinkRecord } from '../reconcile/links.js';
 import { lstatOrNull } from './read.js';
 import type { NodeStat } from './types.js';
 
@@ -30,23 +32,6 @@ export const DEFAULT_LINK_RULES: LinkRule[] = [
   { name: 'wayland-server', source: 'snap.{instance}/wayland-*', target: '{name}', kind: 'hard', exdev: 'warn', to: { plugs: [], slots: ['wayland'], instances: [] } },
 ];
 
-export interface LinkCandidate {
-  rule: string;
-  instance: string;
-  source: string;
-  target: string;
-  kind: LinkKind;
-  exdev: 'symlink' | 'warn';
-}
-
-export interface LinkWorld {
-  candidates: LinkCandidate[];
-  /** lstat (null = absent) of every source, target and parent directory, by rundir-relative path. */
-  stat: Map<string, NodeStat | null>;
-  /** Directories (rundir-relative, '' = the rundir) whose entries decide the links: to watch. */
-  dirs: Set<string>;
-}
-
 /** A rule's relative path is plain: no absolute path, no '..', no empty or '.' component. */
 export function checkRulePath(p: string): string | null {
   if (p.startsWith('/')) return 'must be relative to the rundir';
@@ -62,71 +47,84 @@ export function parentOf(rel: string): string {
   return d === '.' ? '' : d;
 }
 
-const expand = (p: string, instance: string, name = '') => p.replaceAll('{instance}', instance).replaceAll('{name}', name);
+/** Temporary names of links being made: `.rundird-` and 16 random hex digits; never a source. */
+export const TEMP_PREFIX = '.rundird-';
 
-function lstatRel(rundir: string, rel: string, stat: Map<string, NodeStat | null>): NodeStat | null {
-  if (stat.has(rel)) return stat.get(rel)!;
-  let st: NodeStat | null = null;
-  try {
-    st = lstatOrNull(posix.join(rundir, rel));
-  } catch {
-    st = null; // unreadable: nothing usable there
-  }
-  stat.set(rel, st);
-  return st;
-}
+/** A rule path for one instance, and for one matched source name. */
+export const expandRulePath = (p: string, instance: string, name = '') => p.replaceAll('{instance}', instance).replaceAll('{name}', name);
 
-/** Every directory component of a relative path must be a real directory (never a symlink). */
-function dirsOk(rundir: string, rel: string, stat: Map<string, NodeStat | null>): boolean {
-  const parts = rel.split('/');
-  for (let i = 1; i < parts.length; i++) {
-    if (lstatRel(rundir, parts.slice(0, i).join('/'), stat)?.kind !== 'dir') return false;
-  }
-  return true;
+export interface LinkWorld {
+  candidates: LinkCandidate[];
+  /** lstat (null = absent) of every source, target and parent directory, and of everything recorded. */
+  stat: Map<string, NodeStat | null>;
+  /** Directories (rundir-relative, '' = the rundir) whose entries decide the links: to watch. */
+  dirs: Set<string>;
 }
 
 /** Reads what the rules need in one rundir, for the instances entitled to each rule. */
-export function readLinkWorld(rundir: string, rules: LinkRule[], entitled: (rule: LinkRule) => string[]): LinkWorld {
+export function readLinkWorld(
+  rundir: string,
+  dev: number,
+  rules: readonly LinkRule[],
+  entitled: (rule: LinkRule) => readonly string[],
+  links: ReadonlyMap<string, LinkRecord>,
+  dirs: ReadonlyMap<string, DirRecord>,
+): LinkWorld {
   const stat = new Map<string, NodeStat | null>();
-  const candidates: LinkCandidate[] = [];
-  const dirs = new Set<string>();
-  const listings = new Map<string, string[]>();
-  for (const rule of rules) {
-    for (const instance of entitled(rule)) {
-      const src = expand(rule.source, instance);
-      const dir = parentOf(src);
-      const glob = posix.basename(src);
-      dirs.add(dir);
-      // The target's directory is watched whether or not a source is there now: a watch armed
-      // and dropped as a server restarts would cost a directory scan each time.
-      dirs.add(parentOf(expand(rule.target, instance, 'x')));
-      let names: string[] = [];
-      if (/[*?]/.test(glob)) {
-        if (dir === '' || dirsOk(rundir, `${dir}/x`, stat)) {
-          if (!listings.has(dir)) {
-            try {
-              listings.set(dir, readdirSync(posix.join(rundir, dir)));
-            } catch {
-              listings.set(dir, []);
-            }
-          }
-          const re = globToRegExp(glob);
-          names = listings.get(dir)!.filter((n) => re.test(n) && !n.startsWith('.rundird-'));
-        }
-      } else names = [glob];
-      for (const name of names) {
-        const source = dir ? `${dir}/${name}` : name;
-        const target = expand(rule.target, instance, name);
-        if (target === source) continue;
-        if (!dirsOk(rundir, source, stat)) continue;
-        lstatRel(rundir, source, stat);
-        // Parents of the target: the private dir must be there; deeper ones may be made.
-        const tparts = target.split('/');
-        for (let i = 1; i <= tparts.length; i++) lstatRel(rundir, tparts.slice(0, i).join('/'), stat);
-        dirs.add(parentOf(target));
-        candidates.push({ rule: rule.name, instance, source, target, kind: rule.kind, exdev: rule.exdev });
+  const lstatRel = (rel: string): NodeStat | null => {
+    if (stat.has(rel)) return stat.get(rel)!;
+    let st: NodeStat | null = null;
+    try {
+      st = lstatOrNull(posix.join(rundir, rel));
+    } catch {
+      st = null; // unreadable: nothing usable there
+    }
+    stat.set(rel, st);
+    return st;
+  };
+  // A directory is read only if every component is a real directory on the rundir's own
+  // filesystem: never through a planted symlink, never into a mount a user put there.
+  const safeDir = (rel: string): boolean => {
+    if (rel === '') return true;
+    const parts = rel.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const st = lstatRel(parts.slice(0, i).join('/'));
+      if (st?.kind !== 'dir' || st.dev !== dev) return false;
+    }
+    return true;
+  };
+  const listings = new Map<string, string[] | null>();
+  const list = (dir: string): string[] | null => {
+    if (listings.has(dir)) return listings.get(dir)!;
+    let names: string[] | null = null;
+    if (safeDir(dir)) {
+      try {
+        names = readdirSync(posix.join(rundir, dir));
+      } catch {
+        names = null;
       }
     }
+    listings.set(dir, names);
+    return names;
+  };
+  const ours = (path: string): boolean => {
+    const rec = links.get(path);
+    return rec !== undefined && lstatRel(path)?.ino === rec.ino;
+  };
+  const x = expandLinks({ rules, entitled, list, ours });
+  for (const c of x.candidates) {
+    lstatRel(c.source);
+    // Parents of the target: the private dir must be there; deeper ones may be made.
+    const parts = c.target.split('/');
+    for (let i = 1; i <= parts.length; i++) lstatRel(parts.slice(0, i).join('/'));
   }
-  return { candidates, stat, dirs };
+  // What rundird made: read only where the way there is still safe (else it is not found,
+  // and so never removed).
+  const lstatSafe = (rel: string) => (safeDir(parentOf(rel)) ? lstatRel(rel) : stat.set(rel, stat.get(rel) ?? null));
+  for (const [target, rec] of links) {
+    lstatSafe(target);
+    lstatSafe(rec.source);
+  }
+  for (const dir of dirs.keys()) lstatSafe(dir);
+  return { candidates: x.candidates, stat, dirs: x.dirs };
 }

@@ -20,15 +20,21 @@ function result(doc: unknown, what: string): unknown {
   return d.result;
 }
 
-/** GET /v2/snaps: every installed instance (`name` is the instance name). */
+/**
+ * GET /v2/snaps: every installed instance (`name` is the instance name) that is active. An
+ * inactive one (`status: "installed"`: being removed or refreshed, or disabled) cannot run and
+ * gets no private dir: snapd unlinks a snap before it deletes its data, including
+ * /run/user/UID/snap.INSTANCE, so a snap being removed is inactive before that directory goes.
+ */
 export function parseSnaps(doc: unknown): Set<string> {
   const r = result(doc, '/v2/snaps');
   if (!Array.isArray(r)) throw new SnapdAnswerError('/v2/snaps: result is not a list');
   const out = new Set<string>();
   for (const s of r as unknown[]) {
-    const name = (s as { name?: unknown })?.name;
+    const { name, status } = (s ?? {}) as { name?: unknown; status?: unknown };
     if (typeof name !== 'string' || !isInstanceName(name)) throw new SnapdAnswerError(`/v2/snaps: bad snap name ${JSON.stringify(name)?.slice(0, 80)}`);
-    out.add(name);
+    if (status !== undefined && typeof status !== 'string') throw new SnapdAnswerError(`/v2/snaps: bad status for ${name}`);
+    if (status === undefined || status === 'active') out.add(name);
   }
   return out;
 }

@@ -1,23 +1,7 @@
-// Each UID's recent lifecycle events, bounded, for the status API and tests.
+// A line of a UID's timeline (kept, bounded, in its record: controller/record.ts).
 
 export interface TimelineEntry {
   at: string; // ISO time
   event: string;
   detail: string;
-}
-
-export class Timelines {
-  private readonly byUid = new Map<number, TimelineEntry[]>();
-  constructor(private readonly limit = 64) {}
-
-  add(uid: number, event: string, detail: string, at = new Date()): void {
-    let t = this.byUid.get(uid);
-    if (!t) this.byUid.set(uid, (t = []));
-    t.push({ at: at.toISOString(), event, detail });
-    if (t.length > this.limit) t.splice(0, t.length - this.limit);
-  }
-
-  get(uid: number): TimelineEntry[] {
-    return [...(this.byUid.get(uid) ?? [])];
-  }
 }

@@ -1,0 +1,275 @@
+// The controller: a queue of dirty UIDs, a read-only cache of global facts, one record per
+// UID, and one sync(uid). Sources only add UIDs (or refresh facts, which say which UIDs a
+// change touches); sync(uid) reads the world afresh, plans (pure), applies (effects, the only
+// writer), settles (pure: the next record and the events) and journals. A lost or reordered
+// event cannot leave a wrong state behind: the next sync of that UID reads the world again.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/config.js';
+import { parseUid } from '../config/config.js';
+import { applyPlan } from '../effects/apply.js';
+import { readStateFile, setAside, writeStateFile } from '../effects/stateFile.js';
+import { logEvent, type Log } from '../journal/logger.js';
+import { lifecycleSteps, holdWrites, type JobSeen } from '../reconcile/lifecycle.js';
+import { planUid, type UidSnapshot } from '../reconcile/plan.js';
+import { namesToRead, rundirStatus } from '../reconcile/planner.js';
+import { settle, type Settled } from '../reconcile/settle.js';
+import type { SessionInfo } from '../world/logind.js';
+import type { NodeStat } from '../world/types.js';
+import { readLinkWorld } from '../world/links.js';
+import { readRundir } from '../world/read.js';
+import { Facts } from './facts.js';
+import { WorkQueue } from './queue.js';
+import { addTimeline, isEmpty, madeCount, newRecord, type Made, type UidRecord } from './record.js';
+import { parse, serialize, STORE_MAX_BYTES, storePath, StoreError } from './store.js';
+import { Watches } from './watches.js';
+
+/** What the controller needs of the daemon around it. */
+export interface ControllerHost {
+  config(): Config;
+  rootFd(): number | null;
+  rootDev(): number;
+  selfUid: number;
+  log: Log;
+  /** The session that closed last for a UID, and logind's stop delay. */
+  lastClosed(uid: number): SessionInfo | null;
+  stopDelayUSec(): number | null;
+  /** Global hints turned into dirty UIDs (mounts, snaps, "everything"), once a turn. */
+  hints(queue: WorkQueue): void;
+  hasHints(): boolean;
+  /** Settled lifecycle steps and mounts, for the diagnosis. */
+  settled(uid: number, rec: UidRecord, s: Settled): void;
+  /** Ask snapd again now (a private dir vanished: is its snap being removed?). */
+  askSnapd(): void;
+  sourceError(source: string, e: Error): void;
+  onIdle(): void;
+}
+
+export class Controller {
+  readonly records = new Map<number, UidRecord>();
+  readonly queue: WorkQueue;
+  readonly watches: Watches;
+  /** UIDs whose watches are set once the writes of this burst are done. */
+  private readonly toWatch = new Map<number, Set<string>>();
+  private readonly seenDirs = new Map<number, Map<string, NodeStat | null>>();
+  private storeDirty = false;
+  private storeFile: string | null = null;
+
+  constructor(
+    private readonly host: ControllerHost,
+    readonly facts: Facts,
+  ) {
+    this.watches = new Watches(
+      (uid) => this.queue.add(uid),
+      (uid, dir, e) => host.sourceError(`rundir ${uid}${dir ? `/${dir}` : ''}`, e),
+    );
+    this.queue = new WorkQueue({
+      hints: () => {
+        this.facts.newTurn();
+        host.hints(this.queue);
+      },
+      hasHints: () => host.hasHints(),
+      sync: (uid) => this.sync(uid),
+      idle: () => this.idle(),
+      error: (uid, e) => host.log.error({ uid: uid ?? undefined, err: e }, uid === null ? 'reconcile pass failed' : 'reconcile failed for this uid'),
+    });
+  }
+
+  record(uid: number): UidRecord {
+    let r = this.records.get(uid);
+    if (!r) this.records.set(uid, (r = newRecord(uid)));
+    return r;
+  }
+
+  /** logind saw a job of user-runtime-dir@UID (queued, or already over when read). */
+  noteJob(uid: number, job: JobSeen): void {
+    this.record(uid).jobs.push(job);
+    this.queue.add(uid);
+  }
+
+  note(uid: number, event: string, detail: string): void {
+    addTimeline(this.record(uid), event, detail);
+  }
+
+  // ---- the one sync --------------------------------------------------------------------------
+
+  /** Reads one UID's world, plans, applies, settles and journals. */
+  sync(uid: number): void {
+    const rec = this.record(uid);
+    const snap = this.snapshot(uid, rec);
+    const plan = planUid(snap, rec, this.host.selfUid);
+    const rootFd = this.host.rootFd();
+    const applied = rootFd === null ? { outcomes: [], linkOutcomes: [], stale: false } : applyPlan(rootFd, plan.privdirs, plan.links, this.host.selfUid);
+    const settled = settle(rec, snap, plan, applied.outcomes, applied.linkOutcomes);
+    this.journal(uid, rec, settled);
+    if (settled.madeChanged) this.storeDirty = true;
+    this.watch(uid, plan.live, plan.hold, settled.rearm, snap);
+    if (plan.newHolds.size > 0) this.host.askSnapd();
+    if (rec.held.size > 0) {
+      const next = Math.min(...[...rec.held.values()].map((h) => h.until));
+      this.queue.addAfter(uid, next - Date.now() + 1);
+    }
+    if (applied.stale) this.queue.retry(uid);
+    else this.queue.forget(uid);
+    if (isEmpty(rec)) this.records.delete(uid);
+  }
+
+  /** The world of one UID as it is now: its rundir, what the link rules need, the facts. */
+  private snapshot(uid: number, rec: UidRecord): UidSnapshot {
+    const cfg = this.host.config();
+    const f = this.facts;
+    const wanted = f.wantedFor(uid);
+    const departing = f.departing();
+    const names = namesToRead(wanted, departing, f.inventory.removed, rec.made.privdirs);
+    let actual = readRundir(cfg.runtimeRoot, uid, names, f.mounts);
+    if (actual.node?.kind === 'dir') actual = { ...actual, mount: f.mountAt(actual.path, actual.node.dev !== this.host.rootDev()) };
+    const logind = f.logindFacts(uid);
+    const status = rundirStatus(actual);
+    const live = status === 'plain' || status === 'tmpfs' || status === 'mounted';
+    const hold = holdWrites(lifecycleSteps(rec.lifecycle, status, logind, rec.jobs).at(-1) ?? rec.lifecycle, status);
+    const sameRundir = rec.made.rundir !== null && actual.node?.ino === rec.made.rundir.ino && actual.node.dev === rec.made.rundir.dev;
+    const links =
+      live && !hold
+        ? readLinkWorld(actual.path, actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map())
+        : null;
+    return {
+      uid,
+      actual,
+      logind,
+      lastClosed: this.host.lastClosed(uid),
+      stopDelayUSec: this.host.stopDelayUSec(),
+      wanted,
+      departing,
+      removed: f.inventory.removed,
+      links,
+      snapd: { followed: f.snapd.state !== null, answers: f.snapd.answers },
+      now: Date.now(),
+    };
+  }
+
+  /** Logs what settle said, and keeps the timeline. */
+  private journal(uid: number, rec: UidRecord, s: Settled): void {
+    const log = this.host.log;
+    for (const t of s.transitions) {
+      const path = join(this.host.config().runtimeRoot, String(uid));
+      const session = t.state === 'closing' || t.state === 'stopping' ? t.session : undefined;
+      logEvent(
+        log,
+        'rundir-state',
+        { uid, path, state: t.state, previous: t.prev, cause: t.cause, session_id: session?.id, session_service: session?.service, session_tty: session?.tty, session_remote_host: session?.remoteHost },
+        `${path}: ${t.prev} → ${t.state}${t.cause ? ` (${t.cause})` : ''}`,
+      );
+      addTimeline(rec, `state-${t.state}`, t.cause || `${t.prev} → ${t.state}`);
+    }
+    for (const e of s.events) {
+      logEvent(log, e.event, e.fields, e.message);
+      if (e.timeline) addTimeline(rec, e.timeline[0], e.timeline[1]);
+    }
+    this.host.settled(uid, rec, s);
+  }
+
+  /** The watches a live rundir needs: the rundir itself and the directories the links depend on. */
+  private watch(uid: number, live: boolean, hold: boolean, rearm: boolean, snap: UidSnapshot): void {
+    if (!live) {
+      this.toWatch.delete(uid);
+      this.seenDirs.delete(uid);
+      this.watches.drop(uid);
+      return;
+    }
+    // Watches inside the old directory (or under the old mount) see nothing of the new one.
+    if (rearm) this.watches.drop(uid);
+    const dirs = new Set<string>(['']);
+    for (const d of snap.links?.dirs ?? []) dirs.add(d);
+    if (hold && !rearm) for (const d of this.toWatch.get(uid) ?? []) dirs.add(d);
+    const seen = new Map(snap.links?.stat ?? []);
+    seen.set('', snap.actual.node);
+    this.seenDirs.set(uid, seen);
+    this.toWatch.set(uid, dirs);
+  }
+
+  /** Nothing pending: watches are armed (writes first, watches after), records saved. */
+  private idle(): void {
+    const rootFd = this.host.rootFd();
+    if (rootFd !== null) {
+      for (const [uid, dirs] of this.toWatch) {
+        const seen = this.seenDirs.get(uid);
+        // A new watch's 'ready' marks its UID dirty, so whatever changed before it was armed is read again.
+        this.watches.set(uid, rootFd, dirs, (d) => seen?.get(d));
+      }
+    }
+    this.toWatch.clear();
+    this.seenDirs.clear();
+    this.save();
+    this.host.onIdle();
+  }
+
+  /** Every UID there is or was: the runtime root's entries and every record. */
+  addAll(): void {
+    for (const uid of this.listRuntimeRoot()) this.queue.add(uid);
+    for (const uid of this.records.keys()) this.queue.add(uid);
+  }
+
+  private listRuntimeRoot(): number[] {
+    try {
+      return readdirSync(this.host.config().runtimeRoot).map(parseUid).filter((u): u is number => u !== null);
+    } catch (e) {
+      this.host.sourceError('runtime-root', e as Error);
+      return [];
+    }
+  }
+
+  /** Forgets everything of the old runtime root (a reload moved it). */
+  reset(): void {
+    this.records.clear();
+    this.watches.dropAll();
+    this.toWatch.clear();
+    this.seenDirs.clear();
+    this.storeFile = null;
+  }
+
+  // ---- what rundird made, across restarts ------------------------------------------------------
+
+  /** Reads back the records of an earlier run (each is checked by inode in its UID's first sync). */
+  load(): void {
+    const cfg = this.host.config();
+    const file = (this.storeFile = storePath(cfg.apiSocket, cfg.runtimeRoot));
+    let made: Map<number, Made>;
+    try {
+      const text = readStateFile(file, STORE_MAX_BYTES);
+      if (text === null) return;
+      made = parse(text, cfg.runtimeRoot);
+    } catch (e) {
+      const why = (e as Error).message;
+      let aside = '';
+      try {
+        aside = setAside(file);
+      } catch (e2) {
+        aside = `(could not be moved: ${(e2 as Error).message})`;
+      }
+      logEvent(this.host.log, 'records-set-aside', { path: file, set_aside: aside, error: why }, `${file}: ${e instanceof StoreError ? 'not a records file of this runtime root' : 'unreadable'} (${why}); set aside as ${aside}, starting with no records`);
+      return;
+    }
+    let n = 0;
+    for (const [uid, m] of made) {
+      this.record(uid).made = m;
+      n += madeCount(m);
+    }
+    logEvent(this.host.log, 'records-loaded', { path: file, uids: made.size, records: n }, `read back what rundird had made: ${n} records for ${made.size} rundirs (each checked by inode before it is trusted)`);
+  }
+
+  /** Writes the records when what was made changed (once per settled burst). */
+  save(force = false): void {
+    if (!this.storeDirty && !force) return;
+    const cfg = this.host.config();
+    const file = (this.storeFile ??= storePath(cfg.apiSocket, cfg.runtimeRoot));
+    const made = new Map<number, Made>();
+    for (const [uid, r] of this.records) made.set(uid, r.made);
+    try {
+      writeStateFile(file, serialize(cfg.runtimeRoot, made));
+      this.storeDirty = false;
+    } catch (e) {
+      // The records stay in memory and are tried again at the next change.
+      this.host.sourceError('records', e as Error);
+    }
+  }
+}

@@ -1,0 +1,108 @@
+// The inotify watches inside each live rundir: the rundir itself and every directory whose
+// entries decide links (private dirs, `pulse/`, their ancestors). A watch is armed only on a
+// directory opened component by component with O_NOFOLLOW from the trusted runtime root,
+// through its descriptor (`/proc/self/fd/N` names the very inode that was checked), and it is
+// armed again whenever the directory at that path is another one (replaced, re-mounted). A
+// directory that does not exist yet is simply not watched: its parent's watch says when it
+// appears, and the next sync arms it. Every event only marks the UID dirty.
+import type { Subscription } from 'rxjs';
+import { watchDir } from '../sources/watchDir.js';
+import { close, fstat, openDirAt } from '../effects/safefs.js';
+import type { NodeStat } from '../world/types.js';
+
+interface Armed {
+  ino: number;
+  dev: number;
+  sub: Subscription;
+}
+
+export class Watches {
+  private readonly byUid = new Map<number, Map<string, Armed>>();
+
+  constructor(
+    private readonly onEvent: (uid: number) => void,
+    private readonly onError: (uid: number, dir: string, e: Error) => void,
+  ) {}
+
+  /** How many directories are watched (for status and the benchmark). */
+  get size(): number {
+    let n = 0;
+    for (const m of this.byUid.values()) n += m.size;
+    return n;
+  }
+
+  has(uid: number): boolean {
+    return this.byUid.has(uid);
+  }
+
+  /**
+   * Makes the UID's watches exactly `dirs` (rundir-relative, '' = the rundir). `seen` is what
+   * the sync read at each path: a watch on another inode than the one there now is armed anew.
+   */
+  set(uid: number, rootFd: number, dirs: ReadonlySet<string>, seen: (dir: string) => NodeStat | null | undefined): void {
+    let have = this.byUid.get(uid);
+    if (!have) this.byUid.set(uid, (have = new Map()));
+    for (const [d, w] of have) {
+      const now = seen(d);
+      if (!dirs.has(d) || (now !== undefined && (now === null || now.ino !== w.ino || now.dev !== w.dev))) {
+        w.sub.unsubscribe();
+        have.delete(d);
+      }
+    }
+    for (const d of dirs) {
+      if (have.has(d)) continue;
+      const a = this.arm(uid, rootFd, d);
+      if (a) have.set(d, a);
+    }
+    if (have.size === 0) this.byUid.delete(uid);
+  }
+
+  drop(uid: number): void {
+    for (const w of this.byUid.get(uid)?.values() ?? []) w.sub.unsubscribe();
+    this.byUid.delete(uid);
+  }
+
+  dropAll(): void {
+    for (const uid of [...this.byUid.keys()]) this.drop(uid);
+  }
+
+  private arm(uid: number, rootFd: number, dir: string): Armed | null {
+    const parts = [String(uid), ...(dir === '' ? [] : dir.split('/'))];
+    let fd = rootFd;
+    try {
+      for (const p of parts) {
+        const next = openDirAt(fd, p);
+        if (fd !== rootFd) close(fd);
+        fd = next;
+      }
+    } catch {
+      if (fd !== rootFd) close(fd);
+      return null; // not there (yet), or not a directory: the parent's watch says when it is
+    }
+    try {
+      const st = fstat(fd);
+      // The kernel resolves the descriptor's magic link to the very inode that was checked.
+      let failed = false;
+      let sub: Subscription | undefined = undefined;
+      sub = watchDir(`/proc/self/fd/${fd}`).subscribe((e) => {
+        if (e.type === 'error') {
+          // The directory went (or cannot be watched): the next sync arms it again if it is back.
+          failed = true;
+          const have = this.byUid.get(uid);
+          if (sub && have?.get(dir)?.sub === sub) have.delete(dir);
+          if (!sub) return; // could not be armed: said by the caller's next try, not a loop of them
+          sub.unsubscribe();
+          this.onError(uid, dir, e.error);
+        }
+        this.onEvent(uid);
+      });
+      if (failed) {
+        sub.unsubscribe();
+        return null;
+      }
+      return { ino: st.ino, dev: st.dev, sub };
+    } finally {
+      close(fd);
+    }
+  }
+}

@@ -1,0 +1,48 @@
+// The records file: written whole to an unguessable temporary name (O_EXCL, O_NOFOLLOW, 0600)
+// in its own directory, then renamed over the old one, so that a reader (or a crash) never sees
+// half a file and a planted link at the path is replaced, never followed. Read back with
+// O_NOFOLLOW and a size bound; a bad file is renamed aside, never removed.
+import * as fs from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { tempName } from './safefs.js';
+
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_NONBLOCK } = fs.constants;
+
+export function writeStateFile(path: string, text: string): void {
+  const dir = dirname(path);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, tempName(`.${basename(path)}.`));
+  const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  try {
+    fs.writeFileSync(fd, text);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, path);
+}
+
+/** The file's text, or null when there is none. Throws for anything else (a link, a FIFO, too large). */
+export function readStateFile(path: string, maxBytes: number): string | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > maxBytes) throw new Error(`larger than ${maxBytes} bytes`);
+    return fs.readFileSync(fd, 'utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Moves a bad records file aside (kept for whoever wants to look), returning its new path. */
+export function setAside(path: string): string {
+  const to = `${path}.bad-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  fs.renameSync(path, to);
+  return to;
+}

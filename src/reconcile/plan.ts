@@ -1,0 +1,105 @@
+// One UID's whole plan, pure: the lifecycle steps, the private dirs and the links together,
+// from one snapshot of the world and the UID's record. A link may go into a private dir the
+// same plan makes; everything made for a snap that is gone goes in the same plan, deepest first.
+import type { Made } from '../controller/record.js';
+import type { LinkWorld } from '../world/links.js';
+import type { LifecycleState, LogindFacts, SessionInfo } from '../world/logind.js';
+import type { RundirActual, RundirStatus } from '../world/types.js';
+import { instanceOfPrivateDir } from '../world/instances.js';
+import { holdWrites, lifecycleSteps, type JobSeen } from './lifecycle.js';
+import { planLinks, type LinkAction, type LinkProblem } from './links.js';
+import { plan, rundirStatus, type Plan } from './planner.js';
+
+/** The world as one sync read it. */
+export interface UidSnapshot {
+  uid: number;
+  actual: RundirActual;
+  logind: LogindFacts;
+  /** The session that closed last (the cause of a closing rundir), and logind's stop delay. */
+  lastClosed: SessionInfo | null;
+  stopDelayUSec: number | null;
+  wanted: readonly string[];
+  departing: ReadonlySet<string>;
+  removed: ReadonlySet<string>;
+  /** What the link rules need, read only when links can be made (live, not held). */
+  links: LinkWorld | null;
+  /** snapd is followed (its answers are the inventory), and how many answers it has given. */
+  snapd: { followed: boolean; answers: number };
+  now: number;
+}
+
+/** What the plan needs of the record. */
+export interface RecordView {
+  lifecycle: LifecycleState;
+  jobs: readonly JobSeen[];
+  made: Made;
+  held: ReadonlyMap<string, { answers: number; until: number }>;
+}
+
+export interface UidPlan {
+  status: RundirStatus;
+  live: boolean;
+  /** Lifecycle states passed through, ending with the current one; empty when unchanged. */
+  lifecycle: LifecycleState[];
+  /** Writes wait (a tmpfs is about to cover a plain dir, or a purge runs). */
+  hold: boolean;
+  /** The rundir is another directory (or mount) than the one the records were made in. */
+  newRundir: boolean;
+  privdirs: Plan;
+  links: LinkAction[];
+  linkProblems: LinkProblem[];
+  /** Private dirs that vanished and wait for snapd's next answer before they are made again. */
+  newHolds: Map<string, { answers: number; until: number }>;
+}
+
+const LIVE = new Set<RundirStatus>(['plain', 'tmpfs', 'mounted']);
+/** How long a vanished private dir waits for snapd to say whether its snap is being removed. */
+export const SNAPD_HOLD_MS = 1000;
+
+export function planUid(s: UidSnapshot, r: RecordView, selfUid: number): UidPlan {
+  const status = rundirStatus(s.actual);
+  const live = LIVE.has(status);
+  const steps = lifecycleSteps(r.lifecycle, status, s.logind, r.jobs);
+  const hold = holdWrites(steps.at(-1) ?? r.lifecycle, status);
+  const node = s.actual.node;
+  const newRundir = r.made.rundir !== null && (!node || node.ino !== r.made.rundir.ino || node.dev !== r.made.rundir.dev);
+  // Records of another incarnation of the rundir say nothing about this one.
+  const made = newRundir ? { rundir: null, privdirs: new Map(), links: new Map(), dirs: new Map() } : r.made;
+
+  // A private dir rundird made that is gone while snapd is followed: snapd deletes it itself
+  // when it removes the snap, before its answers say so. Wait for its next answer.
+  const newHolds = new Map<string, { answers: number; until: number }>();
+  const held = new Set<string>();
+  for (const [name, h] of r.held) if (h.until > s.now && h.answers >= s.snapd.answers) held.add(name);
+  if (live && s.snapd.followed && !hold) {
+    for (const name of made.privdirs.keys()) {
+      if (held.has(name) || s.actual.entries.get(name) !== null) continue;
+      const h = { answers: s.snapd.answers, until: s.now + SNAPD_HOLD_MS };
+      newHolds.set(name, h);
+      held.add(name);
+    }
+  }
+  const heldInstances = new Set<string>();
+  for (const name of held) {
+    const i = instanceOfPrivateDir(name);
+    if (i) heldInstances.add(i);
+  }
+  const wanted = heldInstances.size ? s.wanted.filter((i) => !heldInstances.has(i)) : s.wanted;
+  const departing = heldInstances.size ? new Set([...s.departing, ...heldInstances]) : s.departing;
+
+  const privdirs = plan({ uid: s.uid, actual: s.actual, wanted, departing, removed: s.removed, created: made.privdirs, selfUid, hold });
+  let links: LinkAction[] = [];
+  let linkProblems: LinkProblem[] = [];
+  if (live && !hold && s.links) {
+    const privdirsMade = new Map<string, { owner: number; group: number }>();
+    for (const a of privdirs.actions) if (a.op === 'mkdir') privdirsMade.set(a.name, { owner: a.owner, group: a.group });
+    const lp = planLinks({ uid: s.uid, candidates: s.links.candidates, stat: s.links.stat, links: made.links, dirs: made.dirs, privdirsMade });
+    links = lp.actions;
+    linkProblems = lp.problems;
+  } else if (!live) {
+    // The rundir is gone (or unusable): what was made in it went with it.
+    links = [...made.links.keys()].map((target) => ({ op: 'forget' as const, target }));
+    for (const dir of made.dirs.keys()) links.push({ op: 'forget-dir', dir });
+  }
+  return { status, live, lifecycle: steps, hold, newRundir, privdirs, links, linkProblems, newHolds };
+}
