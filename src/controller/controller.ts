@@ -11,7 +11,7 @@ import { applyPlan } from '../effects/apply.js';
 import { readStateFile, setAside, writeStateFile } from '../effects/stateFile.js';
 import { logEvent, type Log } from '../journal/logger.js';
 import { lifecycleSteps, holdWrites, type JobSeen } from '../reconcile/lifecycle.js';
-import { planUid, type UidSnapshot } from '../reconcile/plan.js';
+import { isHeld, planUid, type UidSnapshot } from '../reconcile/plan.js';
 import { namesToRead, rundirStatus } from '../reconcile/planner.js';
 import { settle, type Settled } from '../reconcile/settle.js';
 import type { SessionInfo } from '../world/logind.js';
@@ -105,10 +105,8 @@ export class Controller {
     if (settled.madeChanged) this.storeDirty = true;
     this.watch(uid, plan.live, plan.hold, settled.rearm, snap);
     if (plan.newHolds.size > 0) this.host.askSnapd();
-    if (rec.held.size > 0) {
-      const next = Math.min(...[...rec.held.values()].map((h) => h.until));
-      this.queue.addAfter(uid, next - Date.now() + 1);
-    }
+    const waiting = [...rec.held.values()].filter((h) => isHeld(h, snap)).map((h) => h.until);
+    if (waiting.length > 0) this.queue.addAfter(uid, Math.min(...waiting) - snap.now + 1);
     if (applied.stale) this.queue.retry(uid);
     else this.queue.forget(uid);
     if (isEmpty(rec)) this.records.delete(uid);

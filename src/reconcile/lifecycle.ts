@@ -78,6 +78,9 @@ export function lifecycleSteps(prev: LifecycleState, status: RundirStatus, f: Lo
     if ((!j.done || before) && s !== st) out.push((s = st));
   }
   const now = lifecycleState(status, f, s);
+  // Under logind a rundir becomes logind's tmpfs only through a start job: seen mounted with
+  // no start seen (its JobNew still being read, or missed), it has passed through starting.
+  if (f.logind && status === 'tmpfs' && now === 'live' && (s === 'absent' || s === 'stopping')) out.push((s = 'starting'));
   if (now !== s) out.push(now);
   return out;
 }

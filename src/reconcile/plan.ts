@@ -56,6 +56,11 @@ const LIVE = new Set<RundirStatus>(['plain', 'tmpfs', 'mounted']);
 /** How long a vanished private dir waits for snapd to say whether its snap is being removed. */
 export const SNAPD_HOLD_MS = 1000;
 
+/** Whether a vanished private dir still waits for snapd's next answer. */
+export function isHeld(h: { answers: number; until: number }, s: Pick<UidSnapshot, 'now' | 'snapd'>): boolean {
+  return h.until > s.now && h.answers >= s.snapd.answers;
+}
+
 export function planUid(s: UidSnapshot, r: RecordView, selfUid: number): UidPlan {
   const status = rundirStatus(s.actual);
   const live = LIVE.has(status);
@@ -70,10 +75,11 @@ export function planUid(s: UidSnapshot, r: RecordView, selfUid: number): UidPlan
   // when it removes the snap, before its answers say so. Wait for its next answer.
   const newHolds = new Map<string, { answers: number; until: number }>();
   const held = new Set<string>();
-  for (const [name, h] of r.held) if (h.until > s.now && h.answers >= s.snapd.answers) held.add(name);
+  for (const [name, h] of r.held) if (isHeld(h, s)) held.add(name);
   if (live && s.snapd.followed && !hold) {
     for (const name of made.privdirs.keys()) {
-      if (held.has(name) || s.actual.entries.get(name) !== null) continue;
+      // Held once already (and released: snapd has answered): made again as usual.
+      if (r.held.has(name) || s.actual.entries.get(name) !== null) continue;
       const h = { answers: s.snapd.answers, until: s.now + SNAPD_HOLD_MS };
       newHolds.set(name, h);
       held.add(name);

@@ -82,24 +82,23 @@ export function settle(rec: UidRecord, s: UidSnapshot, p: UidPlan, outcomes: Out
     out.madeChanged = true;
   }
   for (const [k, h] of p.newHolds) rec.held.set(k, h);
-  for (const [k, h] of rec.held) if (h.until <= s.now || h.answers < s.snapd.answers) rec.held.delete(k);
 
   const sizeBefore = made.privdirs.size + made.links.size + made.dirs.size;
   const problems: Problem[] = [...p.privdirs.problems];
-  for (const o of outcomes) {
+  const privdirOutcome = (o: Outcome) => {
     const a = o.action;
     const at = `${path}/${a.name}`;
     if (a.op === 'forget') {
       made.privdirs.delete(a.name);
-      continue;
+      return;
     }
     if (!o.ok) {
-      if (o.retry) continue; // the next read tells what is there
+      if (o.retry) return; // the next read tells what is there
       if (a.op === 'rmdir') {
         made.privdirs.delete(a.name);
         problems.push({ code: 'privdir-left', name: a.name, instance: a.instance, detail: `snap ${a.instance} is gone; ${at} ${o.detail}` });
       } else problems.push({ code: 'privdir-write-failed', name: a.name, instance: a.instance, detail: `${at}: ${a.op} failed: ${o.code} ${o.detail}` });
-      continue;
+      return;
     }
     const f = { path: at, instance: a.instance };
     if (a.op === 'mkdir') {
@@ -111,7 +110,9 @@ export function settle(rec: UidRecord, s: UidSnapshot, p: UidPlan, outcomes: Out
       made.privdirs.delete(a.name);
       ev('privdir-removed', f, `removed ${at}: snap ${a.instance} is gone`);
     }
-  }
+  };
+  // Journaled in the order applied: private dirs made, links, private dirs removed.
+  for (const o of outcomes) if (o.action.op !== 'rmdir') privdirOutcome(o);
 
   for (const x of p.linkProblems) problems.push({ code: x.code, name: x.target, instance: x.instance, detail: `${path}/${x.detail}` });
   for (const o of linkOutcomes) {
@@ -152,6 +153,9 @@ export function settle(rec: UidRecord, s: UidSnapshot, p: UidPlan, outcomes: Out
       ev('link-dir-removed', { path: at, instance: a.instance }, `removed ${at}: rundird made it for links that are gone`);
     }
   }
+  for (const o of outcomes) if (o.action.op === 'rmdir') privdirOutcome(o);
+  // A hold ends once its dir is there again or no longer rundird's to make.
+  for (const k of rec.held.keys()) if (s.actual.entries.get(k) || !made.privdirs.has(k) || outcomes.some((o) => o.ok && o.action.op === 'mkdir' && o.action.name === k)) rec.held.delete(k);
   const after = made.privdirs.size + made.links.size + made.dirs.size;
   if (outcomes.length + linkOutcomes.length > 0 || after !== sizeBefore) out.madeChanged ||= outcomes.some((o) => o.ok) || linkOutcomes.some((o) => o.ok || o.code === 'ENOTOURS' || o.code === 'ENOTEMPTY' || (o.made?.length ?? 0) > 0) || after !== sizeBefore;
 

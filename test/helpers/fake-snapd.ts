@@ -11,6 +11,8 @@ export class FakeSnapd {
   readonly stateFile: string;
   mode: Mode = 'ok';
   snaps: string[] = [];
+  /** Installed but inactive (snapd's status "installed"): being removed or refreshed, or disabled. */
+  inactive = new Set<string>();
   /** [plug snap, plug, slot snap, slot, interface] */
   connections: [string, string, string, string, string][] = [];
   requests = 0;
@@ -40,7 +42,7 @@ export class FakeSnapd {
         res.writeHead(200);
         return void res.end('['.repeat(9 * 1024 * 1024));
       }
-      if (req.url === '/v2/snaps') return send({ type: 'sync', status_code: 200, result: this.snaps.map((name) => ({ name, status: 'active' })) });
+      if (req.url === '/v2/snaps') return send({ type: 'sync', status_code: 200, result: this.snaps.map((name) => ({ name, status: this.inactive.has(name) ? 'installed' : 'active' })) });
       if (req.url === '/v2/connections') {
         return send({
           type: 'sync',

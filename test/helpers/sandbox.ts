@@ -2,7 +2,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, readFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export const IS_ROOT = process.geteuid?.() === 0;
@@ -135,7 +135,11 @@ export class DaemonProcess {
     // No system bus unless a test brings its own: the same inotify mode on every machine.
     const bus = { DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/nonexistent/rundird-test-bus' };
     // Each daemon its own API socket: tests run in parallel, and none may touch /run/rundird.
-    const api = args.includes('--api-socket') ? [] : ['--api-socket', join(tmpdir(), `rundird-test-api-${process.pid}-${++apiSeq}.sock`)];
+    // Beside the sandbox's runtime root where there is one, so that the records file kept
+    // beside the socket goes with the sandbox.
+    const rr = args.indexOf('--runtime-root');
+    const apiDir = rr >= 0 && args[rr + 1] ? dirname(dirname(args[rr + 1]!)) : tmpdir();
+    const api = args.includes('--api-socket') ? [] : ['--api-socket', join(apiDir, `api-${process.pid}-${++apiSeq}.sock`)];
     return new DaemonProcess(spawn(process.execPath, [DAEMON, ...args, ...api], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...bus, ...env } }));
   }
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { plan, namesToRead, rundirStatus, type PlanInput } from '../../src/reconcile/planner.js';
 import type { NodeStat, RundirActual, CreatedRecord } from '../../src/world/types.js';
+import { lifecycleSteps } from '../../src/reconcile/lifecycle.js';
+import type { LogindFacts } from '../../src/world/logind.js';
 
 const dir = (o: Partial<NodeStat> = {}): NodeStat => ({ kind: 'dir', uid: 1000, gid: 1000, mode: 0o700, ino: 100, dev: 7, ...o });
 
@@ -147,5 +149,20 @@ describe('plan: hold', () => {
   it('makes, fixes and removes nothing while held', () => {
     const p = plan({ ...input({ wanted: ['a1', 'b2'], entries: { 'snap.a1': null, 'snap.b2': dir({ mode: 0o755 }), 'snap.c3': dir({ ino: 9 }) }, created: { 'snap.c3': { ino: 9, dev: 7 } }, removed: ['c3'] }), hold: true });
     expect(p.actions).toEqual([]);
+  });
+});
+
+describe('lifecycle steps', () => {
+  const f = (over: Partial<LogindFacts> = {}): LogindFacts => ({ logind: true, user: null, job: null, ...over });
+  it('passes through a queued job, and a finished one only if the rundir was not seen past it', () => {
+    expect(lifecycleSteps('absent', 'tmpfs', f(), [{ type: 'start', done: false }])).toEqual(['starting', 'live']);
+    expect(lifecycleSteps('live', 'tmpfs', f(), [{ type: 'start', done: true }])).toEqual([]);
+    expect(lifecycleSteps('live', 'absent', f(), [{ type: 'stop', done: false }])).toEqual(['stopping', 'absent']);
+    expect(lifecycleSteps('live', 'tmpfs', f({ job: 'stop' }), [])).toEqual(['stopping']);
+  });
+  it('under logind, a tmpfs seen with no start job seen has passed through starting; a plain dir has not', () => {
+    expect(lifecycleSteps('absent', 'tmpfs', f(), [])).toEqual(['starting', 'live']);
+    expect(lifecycleSteps('absent', 'plain', f(), [])).toEqual(['live']);
+    expect(lifecycleSteps('absent', 'tmpfs', f({ logind: false }), [])).toEqual(['live']);
   });
 });
