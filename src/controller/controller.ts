@@ -16,7 +16,7 @@ import { namesToRead, rundirStatus } from '../reconcile/planner.js';
 import { settle, type Settled } from '../reconcile/settle.js';
 import type { SessionInfo } from '../world/logind.js';
 import type { NodeStat } from '../world/types.js';
-import { readLinkWorld } from '../world/links.js';
+import { readLinkWorld, rundirIO } from '../world/links.js';
 import { readRundir } from '../world/read.js';
 import { Facts } from './facts.js';
 import { WorkQueue } from './queue.js';
@@ -128,7 +128,7 @@ export class Controller {
     const sameRundir = rec.made.rundir !== null && actual.node?.ino === rec.made.rundir.ino && actual.node.dev === rec.made.rundir.dev;
     const links =
       live && !hold
-        ? readLinkWorld(actual.path, actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map())
+        ? readLinkWorld(rundirIO(actual.path), actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map())
         : null;
     return {
       uid,

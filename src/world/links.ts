@@ -61,9 +61,35 @@ export interface LinkWorld {
   dirs: Set<string>;
 }
 
+/** How the link reader sees one rundir: lstat and readdir by rundir-relative path. */
+export interface RundirIO {
+  lstat(rel: string): NodeStat | null;
+  readdir(rel: string): string[] | null;
+}
+
+/** The real rundir at `rundir`. lstat never follows the last component; readdir errors are "nothing". */
+export function rundirIO(rundir: string): RundirIO {
+  return {
+    lstat: (rel) => {
+      try {
+        return lstatOrNull(posix.join(rundir, rel));
+      } catch {
+        return null; // unreadable: nothing usable there
+      }
+    },
+    readdir: (rel) => {
+      try {
+        return readdirSync(posix.join(rundir, rel));
+      } catch {
+        return null;
+      }
+    },
+  };
+}
+
 /** Reads what the rules need in one rundir, for the instances entitled to each rule. */
 export function readLinkWorld(
-  rundir: string,
+  io: RundirIO,
   dev: number,
   rules: readonly LinkRule[],
   entitled: (rule: LinkRule) => readonly string[],
@@ -73,12 +99,7 @@ export function readLinkWorld(
   const stat = new Map<string, NodeStat | null>();
   const lstatRel = (rel: string): NodeStat | null => {
     if (stat.has(rel)) return stat.get(rel)!;
-    let st: NodeStat | null = null;
-    try {
-      st = lstatOrNull(posix.join(rundir, rel));
-    } catch {
-      st = null; // unreadable: nothing usable there
-    }
+    const st = io.lstat(rel);
     stat.set(rel, st);
     return st;
   };
@@ -95,17 +116,8 @@ export function readLinkWorld(
   };
   const listings = new Map<string, string[] | null>();
   const list = (dir: string): string[] | null => {
-    if (listings.has(dir)) return listings.get(dir)!;
-    let names: string[] | null = null;
-    if (safeDir(dir)) {
-      try {
-        names = readdirSync(posix.join(rundir, dir));
-      } catch {
-        names = null;
-      }
-    }
-    listings.set(dir, names);
-    return names;
+    if (!listings.has(dir)) listings.set(dir, safeDir(dir) ? io.readdir(dir) : null);
+    return listings.get(dir)!;
   };
   const ours = (path: string): boolean => {
     const rec = links.get(path);
@@ -126,5 +138,7 @@ export function readLinkWorld(
     lstatSafe(rec.source);
   }
   for (const dir of dirs.keys()) lstatSafe(dir);
+  // The directories to watch, as they are now (a watch on another inode is armed anew).
+  for (const d of x.dirs) if (d !== '' && safeDir(parentOf(d))) lstatRel(d);
   return { candidates: x.candidates, stat, dirs: x.dirs };
 }
