@@ -22,6 +22,11 @@ export interface UidRecord {
   observed: Observed;
   lifecycle: LifecycleState;
   made: Made;
+  /**
+   * What was made in the rundir's previous incarnation, while a mount covers it: restored if
+   * that very directory comes back (the mount taken off), so its dirs are still rundird's.
+   */
+  covered: Made | null;
   /** Problems reported, by cause (`code:name`): each is said once, again only after it was put right. */
   problems: Map<string, Problem>;
   /** Problems not kept because of the cap: counted, not listed. */
@@ -43,7 +48,7 @@ export const PROBLEM_LIMIT = 256;
 export const emptyMade = (): Made => ({ rundir: null, privdirs: new Map(), links: new Map(), dirs: new Map() });
 
 export function newRecord(uid: number): UidRecord {
-  return { uid, observed: ABSENT, lifecycle: 'absent', made: emptyMade(), problems: new Map(), problemsLeftOut: 0, timeline: [], jobs: [], held: new Map() };
+  return { uid, observed: ABSENT, lifecycle: 'absent', made: emptyMade(), covered: null, problems: new Map(), problemsLeftOut: 0, timeline: [], jobs: [], held: new Map() };
 }
 
 export function addTimeline(r: UidRecord, event: string, detail: string, at = new Date()): void {
@@ -57,5 +62,5 @@ export function madeCount(m: Made): number {
 
 /** A record with nothing worth keeping: absent, nothing made, nothing said, no timeline. */
 export function isEmpty(r: UidRecord): boolean {
-  return r.observed.status === 'absent' && madeCount(r.made) === 0 && r.problems.size === 0 && r.timeline.length === 0 && r.jobs.length === 0 && r.held.size === 0;
+  return r.observed.status === 'absent' && r.covered === null && madeCount(r.made) === 0 && r.problems.size === 0 && r.timeline.length === 0 && r.jobs.length === 0 && r.held.size === 0;
 }

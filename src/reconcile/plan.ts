@@ -33,6 +33,7 @@ export interface RecordView {
   lifecycle: LifecycleState;
   jobs: readonly JobSeen[];
   made: Made;
+  covered: Made | null;
   held: ReadonlyMap<string, { answers: number; until: number }>;
 }
 
@@ -45,6 +46,8 @@ export interface UidPlan {
   hold: boolean;
   /** The rundir is another directory (or mount) than the one the records were made in. */
   newRundir: boolean;
+  /** The records of this very directory, from before a mount covered it; they are ours again. */
+  uncovered: Made | null;
   privdirs: Plan;
   links: LinkAction[];
   linkProblems: LinkProblem[];
@@ -67,9 +70,11 @@ export function planUid(s: UidSnapshot, r: RecordView, selfUid: number): UidPlan
   const steps = lifecycleSteps(r.lifecycle, status, s.logind, r.jobs);
   const hold = holdWrites(steps.at(-1) ?? r.lifecycle, status);
   const node = s.actual.node;
-  const newRundir = r.made.rundir !== null && (!node || node.ino !== r.made.rundir.ino || node.dev !== r.made.rundir.dev);
+  const same = (m: Made | null) => !!node && !!m?.rundir && node.ino === m.rundir.ino && node.dev === m.rundir.dev;
+  const newRundir = r.made.rundir !== null && !same(r.made);
+  const uncovered = newRundir && same(r.covered) ? r.covered : null;
   // Records of another incarnation of the rundir say nothing about this one.
-  const made = newRundir ? { rundir: null, privdirs: new Map(), links: new Map(), dirs: new Map() } : r.made;
+  const made = newRundir ? (uncovered ?? { rundir: null, privdirs: new Map(), links: new Map(), dirs: new Map() }) : r.made;
 
   // A private dir rundird made that is gone while snapd is followed: snapd deletes it itself
   // when it removes the snap, before its answers say so. Wait for its next answer.
@@ -107,5 +112,5 @@ export function planUid(s: UidSnapshot, r: RecordView, selfUid: number): UidPlan
     links = [...made.links.keys()].map((target) => ({ op: 'forget' as const, target }));
     for (const dir of made.dirs.keys()) links.push({ op: 'forget-dir', dir });
   }
-  return { status, live, lifecycle: steps, hold, newRundir, privdirs, links, linkProblems, newHolds };
+  return { status, live, lifecycle: steps, hold, newRundir, uncovered, privdirs, links, linkProblems, newHolds };
 }

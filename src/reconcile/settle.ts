@@ -73,8 +73,14 @@ export function settle(rec: UidRecord, s: UidSnapshot, p: UidPlan, outcomes: Out
   // What was made: a new incarnation starts with nothing.
   if (p.newRundir || !p.live) {
     if (rec.made.rundir !== null || rec.made.privdirs.size + rec.made.links.size + rec.made.dirs.size > 0) out.madeChanged = true;
-    rec.made = emptyMade();
-    if (!p.live) rec.held.clear();
+    // A mount over the rundir hides what was made in it; the directory may come back.
+    const mountedOver = p.live && s.actual.mount !== null && rec.made.rundir !== null && rec.made.rundir.dev !== s.actual.node?.dev;
+    rec.covered = mountedOver ? rec.made : p.uncovered ? null : rec.covered;
+    rec.made = p.uncovered ?? emptyMade();
+    if (!p.live) {
+      rec.held.clear();
+      if (p.status === 'absent') rec.covered = null;
+    }
   }
   const made = rec.made;
   if (p.live && s.actual.node && made.rundir === null) {

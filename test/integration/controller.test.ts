@@ -3,11 +3,12 @@
 // slot connected) beside the host compositor, servers that restart every way, a user's own
 // socket, a pulse/ made late, snaps removed the way snapd 2.57 removes them, and restarts of
 // rundird itself.
+import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeSnapd } from '../helpers/fake-snapd.js';
-import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, waitFor } from '../helpers/sandbox.js';
+import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, rootOnly, waitFor } from '../helpers/sandbox.js';
 import { SocketServer, talk } from '../helpers/sockets.js';
 
 let sb: Sandbox;
@@ -275,6 +276,22 @@ describe('restarts of rundird', () => {
     expect(await talk(link)).toBe(host.expected());
     await waitFor(() => !existsSync(sb.privateDir('gone')), 'its own dir of the removed snap removed');
     expect(d.events('link-refused')).toEqual([]);
+    expect(d.events('privdir-left')).toEqual([]);
+  });
+
+  it('what it made in a plain rundir is still its own once a tmpfs mounted over it is taken off', async () => {
+    if (rootOnly('a tmpfs over a rundir')) return;
+    const rd = sb.makeRundir();
+    d = await DaemonProcess.start(sb);
+    await waitFor(() => existsSync(sb.privateDir('gone')), 'private dir in the plain rundir');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `mode=0700,uid=${USER},gid=${GROUP}`, 'tmpfs', rd]);
+    await waitFor(() => existsSync(sb.privateDir('gone')), 'private dir in the tmpfs');
+    snapd.snaps = ['kiosk'];
+    sb.removeSnap('gone');
+    snapd.touch();
+    await waitFor(() => !existsSync(sb.privateDir('gone')), 'removed from the tmpfs');
+    execFileSync('umount', [rd]);
+    await waitFor(() => !existsSync(sb.privateDir('gone')), 'its own dir in the uncovered plain rundir removed too');
     expect(d.events('privdir-left')).toEqual([]);
   });
 
