@@ -24,6 +24,9 @@ import { addTimeline, isEmpty, madeCount, newRecord, type Made, type UidRecord }
 import { parse, serialize, STORE_MAX_BYTES, storePath, StoreError } from './store.js';
 import { Watches } from './watches.js';
 
+/** How long after a change the records are written (coalescing a burst). */
+const SAVE_DELAY_MS = 250;
+
 /** What the controller needs of the daemon around it. */
 export interface ControllerHost {
   config(): Config;
@@ -53,6 +56,7 @@ export class Controller {
   private readonly toWatch = new Map<number, Set<string>>();
   private readonly seenDirs = new Map<number, Map<string, NodeStat | null>>();
   private storeDirty = false;
+  private saveTimer: NodeJS.Timeout | null = null;
   private storeFile: string | null = null;
 
   constructor(
@@ -197,7 +201,7 @@ export class Controller {
     }
     this.toWatch.clear();
     this.seenDirs.clear();
-    this.save();
+    this.saveSoon();
     this.host.onIdle();
   }
 
@@ -255,8 +259,24 @@ export class Controller {
     logEvent(this.host.log, 'records-loaded', { path: file, uids: made.size, records: n }, `read back what rundird had made: ${n} records for ${made.size} rundirs (each checked by inode before it is trusted)`);
   }
 
-  /** Writes the records when what was made changed (once per settled burst). */
+  /**
+   * Writes the records a little after what was made changed: a burst of logins settles many
+   * times, and writing every rundir's records each time cost more than the burst itself. A
+   * crash in that window forgets the newest records: what they name is then treated as
+   * anyone else's (never removed), not trusted wrongly. A timer only while something is unsaved.
+   */
+  private saveSoon(): void {
+    if (!this.storeDirty || this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      this.save();
+    }, SAVE_DELAY_MS);
+  }
+
+  /** Writes the records now if what was made changed (and at stop, whatever is pending). */
   save(force = false): void {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = null;
     if (!this.storeDirty && !force) return;
     const cfg = this.host.config();
     const file = (this.storeFile ??= storePath(cfg.apiSocket, cfg.runtimeRoot));

@@ -7,7 +7,7 @@ import type { CreatedRecord } from '../world/types.js';
 import type { Stats } from 'node:fs';
 import type { LinkAction } from '../reconcile/links.js';
 import { applyLinks, type LinkOutcome } from './links.js';
-import { close, fchmod, fchown, fstat, lstatAt, mkdirProven, openDirAt, rmdirAt, withFd } from './safefs.js';
+import { close, dirFs, fchmod, fchown, fstat, lstatAt, mkdirProven, openDirAt, rmdirAt, withFd, type DirFs } from './safefs.js';
 
 export type Outcome =
   | { action: Action; ok: true; record?: CreatedRecord }
@@ -26,10 +26,10 @@ function fail(action: Action, code: string, detail: string, retry = false): Outc
   return { action, ok: false, code, detail, retry };
 }
 
-function mkdirPrivate(rundirFd: number, a: Extract<Action, { op: 'mkdir' }>, selfUid: number): Outcome {
+function mkdirPrivate(rundirFd: number, a: Extract<Action, { op: 'mkdir' }>, selfUid: number, parent: DirFs): Outcome {
   let made: { fd: number; st: Stats };
   try {
-    made = mkdirProven(rundirFd, a.name, PRIVATE_DIR_MODE, selfUid);
+    made = mkdirProven(rundirFd, a.name, PRIVATE_DIR_MODE, selfUid, parent);
   } catch (e) {
     // Something appeared since the read, or was swapped in right after the mkdir: a fresh
     // read decides what it is; it is left untouched.
@@ -104,10 +104,11 @@ export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[],
     const st = fstat(rundirFd);
     if (st.ino !== p.rundir.ino || st.dev !== p.rundir.dev || st.uid !== p.uid) return { outcomes, linkOutcomes, stale: true };
     let stale = false;
+    const parent: DirFs = writes.some((a) => a.op === 'mkdir') || linkWrites.some((a) => a.op === 'link' && a.mkdirs.length > 0) ? dirFs(rundirFd) : { dev: st.dev, tmpfs: false };
     const run = (a: Action) => {
       let o: Outcome;
       try {
-        if (a.op === 'mkdir') o = mkdirPrivate(rundirFd, a, selfUid);
+        if (a.op === 'mkdir') o = mkdirPrivate(rundirFd, a, selfUid, parent);
         else if (a.op === 'fix') o = fixPrivate(rundirFd, a, selfUid);
         else o = rmdirOwn(rundirFd, a as Extract<Action, { op: 'rmdir' }>);
       } catch (e) {
@@ -117,7 +118,7 @@ export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[],
       outcomes.push(o);
     };
     for (const a of writes) if (a.op !== 'rmdir') run(a);
-    for (const o of applyLinks(rundirFd, p.uid, selfUid, linkWrites)) {
+    for (const o of applyLinks(rundirFd, p.uid, selfUid, linkWrites, parent)) {
       if (!o.ok && o.retry) stale = true;
       linkOutcomes.push(o);
     }

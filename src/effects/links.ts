@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { symlinkValue, type DirRecord, type LinkAction, type LinkRecord } from '../reconcile/links.js';
 import { parentOf, TEMP_PREFIX } from '../world/links.js';
-import { at, close, fchmod, fchown, fstat, lstatAt, mkdirProven, openDirAt, rmdirAt, tempName } from './safefs.js';
+import { at, close, dirFs, fchmod, fchown, fstat, lstatAt, mkdirProven, openDirAt, rmdirAt, tempName, type DirFs } from './safefs.js';
 
 export interface LinkOutcome {
   action: LinkAction;
@@ -32,6 +32,8 @@ interface Make {
   instance: string;
   selfUid: number;
   made: [string, DirRecord][];
+  /** The rundir's filesystem: directories made below it are on it too (else EXDEV elsewhere refuses them). */
+  fs: DirFs;
 }
 
 const refused = (what: string, detail: string) => Object.assign(new Error(`${what}: ${detail}`), { code: 'EPERM' });
@@ -53,7 +55,9 @@ function openRel(rundirFd: number, rel: string, uid: number, make?: Make): numbe
         }
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !make?.dirs.has(here)) throw e;
-        const m = mkdirProven(fd, parts[i]!, 0o700, make.selfUid);
+        // Below a mount on a private dir the parent is on another filesystem than the rundir.
+        const parentFs = fd === rundirFd || fstat(fd).dev === make.fs.dev ? make.fs : dirFs(fd);
+        const m = mkdirProven(fd, parts[i]!, 0o700, make.selfUid, parentFs);
         next = m.fd;
         fchown(next, make.owner, make.group);
         fchmod(next, 0o700);
@@ -80,10 +84,10 @@ function dropTemp(dirfd: number, name: string, ino: number): void {
   if (st && st.ino === ino) fs.unlinkSync(at(dirfd, name));
 }
 
-function doLink(rundirFd: number, uid: number, selfUid: number, a: Extract<LinkAction, { op: 'link' }>): LinkOutcome {
+function doLink(rundirFd: number, uid: number, selfUid: number, a: Extract<LinkAction, { op: 'link' }>, rundirFs: DirFs): LinkOutcome {
   let srcFd: number | null = null;
   let dstFd: number | null = null;
-  const make: Make = { dirs: new Set(a.mkdirs), owner: a.owner, group: a.group, instance: a.instance, selfUid, made: [] };
+  const make: Make = { dirs: new Set(a.mkdirs), owner: a.owner, group: a.group, instance: a.instance, selfUid, made: [], fs: rundirFs };
   try {
     srcFd = openRel(rundirFd, parentOf(a.source), uid);
     // The private dir is the user's; a directory rundird makes below it is the user's too.
@@ -183,11 +187,11 @@ function doRmdir(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'rm
 }
 
 /** Applies link actions in one rundir (an open descriptor, O_NOFOLLOW from the trusted root). */
-export function applyLinks(rundirFd: number, uid: number, selfUid: number, actions: readonly LinkAction[]): LinkOutcome[] {
+export function applyLinks(rundirFd: number, uid: number, selfUid: number, actions: readonly LinkAction[], rundirFs: DirFs): LinkOutcome[] {
   const out: LinkOutcome[] = [];
   for (const a of actions) {
     if (a.op === 'forget' || a.op === 'forget-dir') out.push({ action: a, ok: true });
-    else if (a.op === 'link') out.push(doLink(rundirFd, uid, selfUid, a));
+    else if (a.op === 'link') out.push(doLink(rundirFd, uid, selfUid, a, rundirFs));
     else if (a.op === 'unlink') out.push(doUnlink(rundirFd, uid, a));
     else out.push(doRmdir(rundirFd, uid, a));
   }

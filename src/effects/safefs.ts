@@ -43,20 +43,40 @@ export function tempName(prefix: string): string {
   return prefix + randomBytes(8).toString('hex');
 }
 
+/** The filesystem a directory descriptor is on, as far as the proof of a new directory needs. */
+export interface DirFs {
+  dev: number;
+  /** tmpfs: an empty directory has size 40 (two bogus 20-byte entries), so fstat proves emptiness. */
+  tmpfs: boolean;
+}
+
+const TMPFS_MAGIC = 0x01021994;
+
+export function dirFs(dirfd: number): DirFs {
+  const st = fs.fstatSync(dirfd);
+  let tmpfs = false;
+  try {
+    tmpfs = fs.statfsSync(`/proc/self/fd/${dirfd}`).type === TMPFS_MAGIC;
+  } catch {
+    // unknown: the slow proof
+  }
+  return { dev: st.dev, tmpfs };
+}
+
 /**
  * mkdirat, then proof that what is at the name now is the directory just made: opened without
  * following, a directory on the parent's device, owned by the daemon, with no entries and no
- * subdirectories. A user who renames some other directory into place between the mkdir and
- * the open (a root-owned one, say) is caught here; the caller then leaves it untouched.
- * Returns the open descriptor of the new directory.
+ * subdirectories (on tmpfs its size says so; elsewhere it is read). A user who renames some
+ * other directory into place between the mkdir and the open (a root-owned one, say) is caught
+ * here; the caller then leaves it untouched. Returns the open descriptor of the new directory.
  */
-export function mkdirProven(dirfd: number, name: string, mode: number, selfUid: number): { fd: number; st: fs.Stats } {
+export function mkdirProven(dirfd: number, name: string, mode: number, selfUid: number, parent: DirFs): { fd: number; st: fs.Stats } {
   mkdirAt(dirfd, name, mode);
   const fd = openDirAt(dirfd, name);
   try {
     const st = fs.fstatSync(fd);
-    const parent = fs.fstatSync(dirfd);
-    if (!st.isDirectory() || st.uid !== selfUid || st.dev !== parent.dev || st.nlink !== 2 || fs.readdirSync(`/proc/self/fd/${fd}`).length !== 0) {
+    const empty = parent.tmpfs ? st.size === 40 : fs.readdirSync(`/proc/self/fd/${fd}`).length === 0;
+    if (!st.isDirectory() || st.uid !== selfUid || st.dev !== parent.dev || st.nlink !== 2 || !empty) {
       throw Object.assign(new Error(`${name} was replaced right after mkdir (uid ${st.uid}, ${st.nlink} links); left untouched`), { code: 'ESWAPPED' });
     }
     return { fd, st };

@@ -150,7 +150,7 @@ function mismatches(m: Model): string[] {
 async function quietPoint(m: Model, what: string): Promise<void> {
   let last: string[] = [];
   try {
-    await waitFor(() => (last = mismatches(m)).length === 0, 'disk = model', 8000);
+    await waitFor(() => (last = mismatches(m)).length === 0, 'disk = model', 20_000);
     // …and it stays so: no loop undoes it.
     let n = d!.lines.length;
     let since = Date.now();
