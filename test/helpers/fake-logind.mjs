@@ -81,7 +81,7 @@ class Session extends Interface {
   get Service() { return this.s.service; }
   get TTY() { return this.s.tty; }
   get RemoteHost() { return this.s.remote; }
-  get Class() { return 'user'; }
+  get Class() { return this.s.class ?? 'user'; }
 }
 Session.configureMembers({ properties: {
   Id: { signature: 's', access: ACCESS_READ }, User: { signature: '(uo)', access: ACCESS_READ }, Service: { signature: 's', access: ACCESS_READ },
@@ -189,6 +189,14 @@ async function login(c) {
     await sleep(c.mountDelayMs ?? 5);
     makeRundir(uid, c.mount);
   });
+  // systemd >= 256: the user manager has a session of its own (class manager, service
+  // systemd-user); it never pins the user, and closes after the login session.
+  if (flavor === 'systemd256') {
+    const m = `m${uid}`;
+    sessions.set(m, { uid, service: 'systemd-user', tty: '', remote: '', class: 'manager' });
+    bus.export(sessionPath(m), new Session(m, sessions.get(m)));
+    manager.SessionNew(m, sessionPath(m));
+  }
 }
 
 async function logout(c) {
@@ -198,11 +206,18 @@ async function logout(c) {
   sessions.delete(c.session);
   bus.unexport(sessionPath(c.session));
   manager.SessionRemoved(c.session, sessionPath(c.session));
-  if ([...sessions.values()].some((x) => x.uid === s.uid) || user.linger) return;
+  if ([...sessions.values()].some((x) => x.uid === s.uid && x.class !== 'manager') || user.linger) return;
   user.state = 'closing';
   user.cancelStop = false;
   await sleep(c.delayMs ?? 20); // UserStopDelaySec
   if (user.cancelStop) return;
+  const m = `m${s.uid}`;
+  if (sessions.has(m)) {
+    sessions.delete(m);
+    bus.unexport(sessionPath(m));
+    manager.SessionRemoved(m, sessionPath(m));
+    await sleep(5);
+  }
   const gone = () => { users.delete(s.uid); bus.unexport(userPath(s.uid)); manager.UserRemoved(s.uid, userPath(s.uid)); };
   if (flavor === 'elogind') { purgeRundir(s.uid); gone(); return; }
   await runJob(s.uid, 'stop', async () => {

@@ -69,6 +69,10 @@ describe.each(['systemd256', 'systemd249', 'elogind'] as const)('ordering of %s'
     const closing = d!.events('rundir-state').find((l) => l.state === 'closing')!;
     expect(closing).toMatchObject({ session_id: 'c1', session_service: 'sshd', session_tty: 'pts/0', session_remote_host: '192.0.2.7' });
     expect(closing.msg).toContain('after session c1 (sshd, pts/0, from 192.0.2.7) closed');
+    // The user manager's own session (systemd >= 256) closes later, as a consequence: never the cause.
+    for (const st of flavor === 'elogind' ? ['absent'] : ['stopping', 'absent']) {
+      expect(d!.events('rundir-state').filter((l) => l.state === st).at(-1)!.msg, st).toContain('after session c1 (sshd');
+    }
     expect(stat(sb.rundir())).toBeNull();
   });
 });

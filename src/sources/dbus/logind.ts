@@ -10,6 +10,8 @@ const SYSTEMD1 = 'org.freedesktop.systemd1';
 const MANAGER = 'org.freedesktop.login1.Manager';
 const SD_MANAGER = 'org.freedesktop.systemd1.Manager';
 const RUNTIME_UNIT = /^user-runtime-dir@(\d+)\.service$/;
+/** Session classes of the user manager itself (systemd >= 256). */
+const MANAGER_CLASSES = new Set(['manager', 'manager-early']);
 
 export interface LogindCallbacks {
   /** Something about this UID changed: reconcile it. */
@@ -228,7 +230,10 @@ export class Logind {
           // that, every known user is read again (they emit no change signals of their own).
           const uid = info?.uid ?? [...this.users.values()].find((u) => u.sessions.includes(id))?.uid;
           if (info) {
-            this.lastClosed.set(info.uid, info);
+            // The cause of a closing rundir is the last session that pinned it. The user
+            // manager's own session (systemd >= 256: class manager, service systemd-user)
+            // closes as a consequence of the purge, never its cause.
+            if (!MANAGER_CLASSES.has(info.class)) this.lastClosed.set(info.uid, info);
             this.cb.note(info.uid, 'session-removed', describeSession(info));
           }
           for (const u of uid !== undefined ? [uid] : [...this.users.keys()]) {
