@@ -44,6 +44,9 @@ export function lifecycleState(status: RundirStatus, f: LogindFacts, prev: Lifec
   // A root-owned rundir of another UID is user-runtime-dir's plain directory: before its tmpfs
   // (elogind, a missed JobNew, UserNew on its way), or after the unmount of a purge.
   if (status === 'root-owned') return prev === 'closing' || prev === 'stopping' ? 'stopping' : 'starting';
+  // Closing, and logind's user is gone (systemd < 256 says UserRemoved before the removal):
+  // the purge runs, whether or not its stop job could be read. Never live again before absent.
+  if (f.logind && f.user === null && (prev === 'closing' || prev === 'stopping')) return 'stopping';
   if (f.user?.state === 'closing') return 'closing';
   return 'live';
 }

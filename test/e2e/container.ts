@@ -52,8 +52,8 @@ export class Container {
   private readonly cgroups = cgroupRoots().map((r) => join(r, this.name));
   console = '';
 
-  /** Boots to `target` (a unit among the bound files) and resolves once it is active. */
-  async boot(files: Files, target: string, timeoutMs = 60_000): Promise<number> {
+  /** Boots `root` ('/' is this machine's) to `target` (a unit among the bound files) and resolves once it is active. */
+  async boot(files: Files, target: string, timeoutMs = 60_000, root = '/'): Promise<number> {
     const t0 = Date.now();
     mkdirSync(this.machineDir, { recursive: true });
     for (const cg of this.cgroups) mkdirSync(cg, { recursive: true });
@@ -66,7 +66,7 @@ export class Container {
       [
         'set -e',
         ...this.cgroups.map((cg) => `echo $$ > ${cg}/cgroup.procs`),
-        `mount --bind / ${this.machineDir}`,
+        `mount --bind ${root} ${this.machineDir}`,
         'mount -t tmpfs tmpfs /run',
         `exec systemd-nspawn -q -D ${this.machineDir} --volatile=overlay --boot --register=no --keep-unit --bind=${PROJECT}:/project ${binds.join(' ')} systemd.unit=${target}`,
       ].join('\n'),

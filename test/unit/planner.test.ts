@@ -165,4 +165,11 @@ describe('lifecycle steps', () => {
     expect(lifecycleSteps('absent', 'plain', f(), [])).toEqual(['live']);
     expect(lifecycleSteps('absent', 'tmpfs', f({ logind: false }), [])).toEqual(['live']);
   });
+  it('closing, with logind’s user gone and no job read: stopping until absent, never live again', () => {
+    expect(lifecycleSteps('closing', 'tmpfs', f(), [])).toEqual(['stopping']);
+    expect(lifecycleSteps('stopping', 'plain', f(), [])).toEqual([]);
+    expect(lifecycleSteps('stopping', 'absent', f(), [])).toEqual(['absent']);
+    const user = { uid: 0, state: 'active', linger: false, sessions: ['c3'] };
+    expect(lifecycleSteps('closing', 'tmpfs', f({ user }), [])).toEqual(['live']); // a new login
+  });
 });
