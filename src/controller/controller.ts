@@ -144,7 +144,7 @@ export class Controller {
       departing,
       removed: f.inventory.removed,
       links,
-      snapd: { followed: f.snapd.state !== null, answers: f.snapd.answers },
+      snapd: { followed: f.snapd.state !== null, answers: f.snapd.answers, waitFor: f.snapd.nextAnswer },
       now: Date.now(),
     };
   }

@@ -10,6 +10,11 @@ export class SnapdFollower {
   state: SnapdState | null = null;
   /** Answers received so far, changed or not (a sync waiting for "snapd's next word" counts them). */
   answers = 0;
+
+  /** The answer count that says something about now: the next request's, not one already on its way. */
+  get nextAnswer(): number {
+    return this.answers + (this.busy ? 2 : 1);
+  }
   private key = '';
   private down = false;
   private busy = false;

@@ -23,8 +23,12 @@ export interface UidSnapshot {
   removed: ReadonlySet<string>;
   /** What the link rules need, read only when links can be made (live, not held). */
   links: LinkWorld | null;
-  /** snapd is followed (its answers are the inventory), and how many answers it has given. */
-  snapd: { followed: boolean; answers: number };
+  /**
+   * snapd is followed (its answers are the inventory), how many answers it has given, and the
+   * count a hold made now waits for (an answer already on its way was asked before what it
+   * would have to say happened).
+   */
+  snapd: { followed: boolean; answers: number; waitFor: number };
   now: number;
 }
 
@@ -61,7 +65,7 @@ export const SNAPD_HOLD_MS = 1000;
 
 /** Whether a vanished private dir still waits for snapd's next answer. */
 export function isHeld(h: { answers: number; until: number }, s: Pick<UidSnapshot, 'now' | 'snapd'>): boolean {
-  return h.until > s.now && h.answers >= s.snapd.answers;
+  return h.until > s.now && s.snapd.answers < h.answers;
 }
 
 export function planUid(s: UidSnapshot, r: RecordView, selfUid: number): UidPlan {
@@ -76,17 +80,24 @@ export function planUid(s: UidSnapshot, r: RecordView, selfUid: number): UidPlan
   // Records of another incarnation of the rundir say nothing about this one.
   const made = newRundir ? (uncovered ?? { rundir: null, privdirs: new Map(), links: new Map(), dirs: new Map() }) : r.made;
 
-  // A private dir rundird made that is gone while snapd is followed: snapd deletes it itself
-  // when it removes the snap, before its answers say so. Wait for its next answer.
+  // Something rundird made in a private dir (the dir itself, a link or a directory in it) is
+  // gone while snapd is followed: snapd deletes a snap's private dir, contents first, when it
+  // removes the snap, before its answers say so. Making anything there again would race it
+  // (its rmdir fails, and so does `snap remove`): that private dir is left alone until snapd
+  // has answered once more.
   const newHolds = new Map<string, { answers: number; until: number }>();
   const held = new Set<string>();
   for (const [name, h] of r.held) if (isHeld(h, s)) held.add(name);
   if (live && s.snapd.followed && !hold) {
-    for (const name of made.privdirs.keys()) {
+    const vanished = new Set<string>();
+    for (const name of made.privdirs.keys()) if (s.actual.entries.get(name) === null) vanished.add(name);
+    const gone = (p: string) => s.links?.stat.get(p) === null;
+    for (const t of made.links.keys()) if (gone(t)) vanished.add(t.split('/')[0]!);
+    for (const d of made.dirs.keys()) if (gone(d)) vanished.add(d.split('/')[0]!);
+    for (const name of vanished) {
       // Held once already (and released: snapd has answered): made again as usual.
-      if (r.held.has(name) || s.actual.entries.get(name) !== null) continue;
-      const h = { answers: s.snapd.answers, until: s.now + SNAPD_HOLD_MS };
-      newHolds.set(name, h);
+      if (r.held.has(name) || !made.privdirs.has(name)) continue;
+      newHolds.set(name, { answers: s.snapd.waitFor, until: s.now + SNAPD_HOLD_MS });
       held.add(name);
     }
   }
@@ -97,6 +108,7 @@ export function planUid(s: UidSnapshot, r: RecordView, selfUid: number): UidPlan
   }
   const wanted = heldInstances.size ? s.wanted.filter((i) => !heldInstances.has(i)) : s.wanted;
   const departing = heldInstances.size ? new Set([...s.departing, ...heldInstances]) : s.departing;
+  const inHeld = (p: string) => held.has(p.split('/')[0]!);
 
   const privdirs = plan({ uid: s.uid, actual: s.actual, wanted, departing, removed: s.removed, created: made.privdirs, selfUid, hold });
   let links: LinkAction[] = [];
@@ -104,7 +116,10 @@ export function planUid(s: UidSnapshot, r: RecordView, selfUid: number): UidPlan
   if (live && !hold && s.links) {
     const privdirsMade = new Map<string, { owner: number; group: number }>();
     for (const a of privdirs.actions) if (a.op === 'mkdir') privdirsMade.set(a.name, { owner: a.owner, group: a.group });
-    const lp = planLinks({ uid: s.uid, candidates: s.links.candidates, stat: s.links.stat, links: made.links, dirs: made.dirs, privdirsMade });
+    // Nothing in a held private dir is linked, removed or forgotten meanwhile.
+    const outside = <T>(m: ReadonlyMap<string, T>) => (held.size ? new Map([...m].filter(([k]) => !inHeld(k))) : m);
+    const candidates = held.size ? s.links.candidates.filter((c) => !inHeld(c.target)) : s.links.candidates;
+    const lp = planLinks({ uid: s.uid, candidates, stat: s.links.stat, links: outside(made.links), dirs: outside(made.dirs), privdirsMade });
     links = lp.actions;
     linkProblems = lp.problems;
   } else if (!live) {

@@ -6,7 +6,7 @@ import type { LinkOutcome } from '../effects/links.js';
 import type { Outcome } from '../effects/apply.js';
 import { describeSession, type LifecycleState, type SessionInfo } from '../world/logind.js';
 import { lifecycleEvent, needsRearm, type Observed } from './lifecycle.js';
-import type { UidPlan, UidSnapshot } from './plan.js';
+import { isHeld, type UidPlan, type UidSnapshot } from './plan.js';
 import { fmtMode, type Problem } from './planner.js';
 
 export interface JournalEvent {
@@ -160,8 +160,9 @@ export function settle(rec: UidRecord, s: UidSnapshot, p: UidPlan, outcomes: Out
     }
   }
   for (const o of outcomes) if (o.action.op === 'rmdir') privdirOutcome(o);
-  // A hold ends once its dir is there again or no longer rundird's to make.
-  for (const k of rec.held.keys()) if (s.actual.entries.get(k) || !made.privdirs.has(k) || outcomes.some((o) => o.ok && o.action.op === 'mkdir' && o.action.name === k)) rec.held.delete(k);
+  // A hold ends once it is released (snapd has answered, or its time is up) and this sync has
+  // planned with it released; one whose dir is no longer rundird's ends at once.
+  for (const [k, h] of rec.held) if (!p.newHolds.has(k) && (!isHeld(h, s) || !made.privdirs.has(k))) rec.held.delete(k);
   const after = made.privdirs.size + made.links.size + made.dirs.size;
   if (outcomes.length + linkOutcomes.length > 0 || after !== sizeBefore) out.madeChanged ||= outcomes.some((o) => o.ok) || linkOutcomes.some((o) => o.ok || o.code === 'ENOTOURS' || o.code === 'ENOTEMPTY' || (o.made?.length ?? 0) > 0) || after !== sizeBefore;
 

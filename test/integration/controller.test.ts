@@ -4,7 +4,7 @@
 // socket, a pulse/ made late, snaps removed the way snapd 2.57 removes them, and restarts of
 // rundird itself.
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeSnapd } from '../helpers/fake-snapd.js';
@@ -245,6 +245,38 @@ describe('directories made late, and snaps removed', () => {
     // A private dir the user removes is still made again (snapd says the snap is active).
     rmSync(sb.privateDir('client-a'), { recursive: true });
     await d.waitForEvent('privdir-recreated', (l) => l.path === sb.privateDir('client-a'));
+  });
+  it('snapd deleting a removed snap’s private dir, contents first: nothing is made again inside it meanwhile (snap remove would fail)', async () => {
+    const rd = sb.makeRundir();
+    mkdirUser(join(rd, 'pulse'));
+    const pulse = server(join(rd, 'pulse/native'));
+    await pulse.start();
+    d = await DaemonProcess.start(sb);
+    const two = sb.privateDir('client-a_two');
+    await waitFor(() => inode(join(two, 'pulse/native')) === inode(pulse.path), 'linked into client-a_two');
+    await quiet();
+    // As snapd 2.57's remove-snap-data: inactive first (not said yet), then the contents go,
+    // one by one, then the directories; an entry made meanwhile makes its rmdir fail.
+    snapd.inactive.add('client-a_two');
+    rmSync(join(two, 'pulse/native'));
+    await new Promise((r) => setTimeout(r, 150));
+    // snapd's removal tolerates entries already gone (rundird removing its own empty pulse/ is
+    // fine); an entry made meanwhile (ENOTEMPTY) makes `snap remove` fail.
+    const rmdirAsSnapd = (p: string) => {
+      try {
+        rmdirSync(p);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    };
+    expect(() => rmdirAsSnapd(join(two, 'pulse')), 'rmdir pulse/').not.toThrow();
+    await new Promise((r) => setTimeout(r, 150));
+    expect(() => rmdirAsSnapd(two)).not.toThrow();
+    snapd.snaps = ['client-a'];
+    snapd.inactive.clear();
+    snapd.touch();
+    await quiet(300);
+    expect(existsSync(two)).toBe(false);
   });
 });
 

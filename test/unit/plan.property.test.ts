@@ -71,7 +71,7 @@ function snapshot(w: World, now: number): UidSnapshot {
   const actual = { uid: UID, path: '/run/user/1000', node: w.fs.root, mount: { id: 5, fsType: 'tmpfs' }, entries };
   const same = w.rec.made.rundir === null || w.rec.made.rundir.ino === w.fs.root.ino;
   const links = readLinkWorld(w.fs, DEV, w.rules, (r) => entitled(w, wanted, r), same ? w.rec.made.links : new Map(), same ? w.rec.made.dirs : new Map());
-  return { uid: UID, actual, logind: { logind: false, user: null, job: null }, lastClosed: null, stopDelayUSec: null, wanted, departing: new Set(), removed: w.removed, links, snapd: { followed: false, answers: 0 }, now };
+  return { uid: UID, actual, logind: { logind: false, user: null, job: null }, lastClosed: null, stopDelayUSec: null, wanted, departing: new Set(), removed: w.removed, links, snapd: { followed: false, answers: 0, waitFor: 1 }, now };
 }
 
 const writes = (p: UidPlan) => [...p.privdirs.actions.filter((a) => a.op !== 'forget'), ...p.links.filter((a) => a.op !== 'forget' && a.op !== 'forget-dir')];
