@@ -25,6 +25,9 @@ import { SnapdFollower } from './snapdFollower.js';
 
 export type Mode = 'inotify' | 'logind';
 
+/** The snap root is read once more this long after its last event. */
+const SNAP_ROOT_RESCAN_MS = 300;
+
 export interface DaemonOptions {
   log: Log;
   /** The daemon's effective uid; what a private dir it has made but not chowned yet is owned by. */
@@ -78,6 +81,7 @@ export class Daemon {
   private rootDev = -1;
   private subs: Subscription[] = [];
   private inventoryTimer: NodeJS.Timeout | null = null;
+  private snapRootRescan: NodeJS.Timeout | null = null;
   // Global hints, turned into dirty UIDs once a turn (hints()).
   private allDirty = false;
   private mountsDirty = false;
@@ -236,6 +240,7 @@ export class Daemon {
     this.logind?.stop();
     this.stopSources();
     if (this.inventoryTimer) clearTimeout(this.inventoryTimer);
+    if (this.snapRootRescan) clearTimeout(this.snapRootRescan);
     this.ctl.save();
     if (this.rootFd !== null) close(this.rootFd);
     this.rootFd = null;
@@ -370,14 +375,7 @@ export class Daemon {
         if (uid !== null) q.add(uid);
       }),
     );
-    this.subs.push(
-      watchDir(snapRoot, { depth: 1 }).subscribe((e) => {
-        if (e.type === 'error') return this.sourceError('snap-root', e.error);
-        this.snapsDirty = true;
-        q.kick();
-        this.snapd.refreshSoon();
-      }),
-    );
+    this.watchSnapRoot(snapRoot);
     // snapd rewrites its state file on every install, removal and (dis)connection: ask again.
     const stateDir = dirname(this.cfg.snapdState);
     if (existsSync(stateDir)) {
@@ -398,6 +396,30 @@ export class Daemon {
         }
         this.mountsDirty = true;
         q.kick();
+      }),
+    );
+  }
+
+  /**
+   * The snap mount dir, two levels deep (instances and their `current`). An instance's
+   * `current` made right after its directory can come before the watch on that directory
+   * exists, and then no event says so: the inventory is read once more a little after the
+   * last event (level-triggered: read the world again rather than trust the events).
+   */
+  private watchSnapRoot(snapRoot: string): void {
+    const q = this.ctl.queue;
+    this.subs.push(
+      watchDir(snapRoot, { depth: 1 }).subscribe((e) => {
+        if (e.type === 'error') return this.sourceError('snap-root', e.error);
+        this.snapsDirty = true;
+        q.kick();
+        this.snapd.refreshSoon();
+        if (this.snapRootRescan) clearTimeout(this.snapRootRescan);
+        this.snapRootRescan = setTimeout(() => {
+          this.snapRootRescan = null;
+          this.snapsDirty = true;
+          q.kick();
+        }, SNAP_ROOT_RESCAN_MS);
       }),
     );
   }

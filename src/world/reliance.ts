@@ -56,7 +56,10 @@ export function groupReliants(runtimeRoot: string, procs: ProcRecord[]): Reliant
       const key = `${uid}\0${unit ?? `pid:${p.pid}`}`;
       let r = out.get(key);
       if (!r) {
-        const inSession = p.cgroup !== null && (p.cgroup.session?.uid === uid || p.cgroup.userManagerUid === uid);
+        // In a session of that UID, its user manager, or logind's own helper that makes and
+        // purges the rundir (user-runtime-dir@UID holds it open while it removes it): not a
+        // service that relies on the rundir from outside.
+        const inSession = p.cgroup !== null && (p.cgroup.session?.uid === uid || p.cgroup.userManagerUid === uid || unit === `user-runtime-dir@${uid}.service`);
         r = { uid, unit, key: unit ?? `pid:${p.pid}`, label: unit ?? `${p.comm}[${p.pid}]`, pids: [], mainPid: p.pid, comm: p.comm, runAs: [], snapInstance: p.snapInstance, inSession, via: [], xdgRuntimeDirs: [], sockets: [], files: [], deleted: [] };
         out.set(key, r);
       }

@@ -1,6 +1,6 @@
 // The daemon process as an admin meets it: flags, config errors, reload and stop.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { DaemonProcess, Sandbox, stat, waitFor } from '../helpers/sandbox.js';
 
 let sb: Sandbox;
@@ -101,5 +101,15 @@ describe('command line and configuration', () => {
     d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', `${sb.base}/no-snap`]);
     const started = await d.waitForEvent('daemon-started');
     expect(started.instances).toBe(0);
+  });
+
+  it('a snap root made after it started (snapd installed later) is followed from then on', async () => {
+    const snapRoot = `${sb.base}/late-snap`;
+    sb.makeRundir();
+    d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', snapRoot]);
+    await d.waitForEvent('daemon-started');
+    mkdirSync(`${snapRoot}/late/x1`, { recursive: true });
+    symlinkSync('x1', `${snapRoot}/late/current`);
+    await waitFor(() => stat(sb.privateDir('late'))?.kind === 'dir', 'the private dir of a snap in the late snap root');
   });
 });

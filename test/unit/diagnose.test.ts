@@ -93,6 +93,9 @@ describe('grouping', () => {
 });
 
 describe('diagnose', () => {
+  // logind's purge helper holds the rundir open while it removes it: never a reliant.
+  expect(groupReliants('/run/user', [proc({ pid: 7, cgroup: unitCg('user-runtime-dir@0.service'), files: [{ path: '/run/user/0/x', deleted: false }] })])[0]!.inSession).toBe(true);
+  expect(groupReliants('/run/user', [proc({ pid: 7, cgroup: unitCg('user-runtime-dir@1000.service'), files: [{ path: '/run/user/0/x', deleted: false }] })])[0]!.inSession).toBe(false);
   const frame = groupReliants('/run/user', [proc({ pid: 10, cgroup: unitCg('snap.frame.daemon.service'), xdgRuntimeDir: '/run/user/0/snap.frame', snapInstance: 'frame', sockets: [{ path: '/run/user/0/snap.frame/wayland-0', listening: true }] })]);
   const inSession = groupReliants('/run/user', [proc({ pid: 20, cgroup: { path: '/user.slice/user-0.slice/session-4.scope', unit: 'session-4.scope', session: { uid: 0, id: '4' }, userManagerUid: null }, xdgRuntimeDir: '/run/user/0' })]);
   const session = { id: '7', uid: 0, service: 'sshd', tty: '', remoteHost: '10.0.0.9', class: 'user' };
