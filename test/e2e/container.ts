@@ -52,6 +52,17 @@ export class Container {
   private readonly cgroups = cgroupRoots().map((r) => join(r, this.name));
   console = '';
 
+  /** Boots `root` to the e2e's own target (its logind drop-in too), with more files bound in. */
+  async bootE2e(extra: Files = {}, root = '/'): Promise<number> {
+    const u = join(PROJECT, 'test/e2e/units');
+    try {
+      return await this.boot({ '/etc/systemd/system/rundird-e2e.target': join(u, 'rundird-e2e.target'), '/etc/systemd/logind.conf.d/e2e.conf': join(u, 'logind-e2e.conf'), ...extra }, 'rundird-e2e.target', 60_000, root);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
   /** Boots `root` ('/' is this machine's) to `target` (a unit among the bound files) and resolves once it is active. */
   async boot(files: Files, target: string, timeoutMs = 60_000, root = '/'): Promise<number> {
     const t0 = Date.now();

@@ -61,21 +61,7 @@ describe.skipIf(why !== null).each(ROOTS)('real %s, logind and PAM', (_name, get
     // The package under test, built from this tree.
     const deb = execFileSync(join(PROJECT, 'scripts/package'), { encoding: 'utf8' }).trim().split('\n').pop()!;
     c = new Container();
-    const u = join(PROJECT, 'test/e2e/units');
-    try {
-      timings.boot_ms = await c.boot(
-        {
-          '/etc/systemd/system/rundird-e2e.target': join(u, 'rundird-e2e.target'),
-          '/etc/systemd/logind.conf.d/e2e.conf': join(u, 'logind-e2e.conf'),
-        },
-        'rundird-e2e.target',
-        60_000,
-        root.dir,
-      );
-    } catch (e) {
-      await c.stop();
-      throw e;
-    }
+    timings.boot_ms = await c.bootE2e({}, root.dir);
     // This machine's image has Docker's policy-rc.d (exit 101: never start services from
     // package scripts); a real system has none, so it goes, inside the container's overlay only.
     c.exec('rm -f /usr/sbin/policy-rc.d');

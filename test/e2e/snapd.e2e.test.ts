@@ -38,20 +38,7 @@ describe.skipIf(why !== null)('real snapd 2.57, real systemd', () => {
     const deb = execFileSync(join(PROJECT, 'scripts/package'), { encoding: 'utf8' }).trim().split('\n').pop()!;
     snaps = packSnaps();
     c = new Container();
-    const u = join(PROJECT, 'test/e2e/units');
-    try {
-      timings.boot_ms = await c.boot(
-        {
-          '/etc/systemd/system/rundird-e2e.target': join(u, 'rundird-e2e.target'),
-          '/etc/systemd/logind.conf.d/e2e.conf': join(u, 'logind-e2e.conf'),
-          '/snaps': snaps,
-        },
-        'rundird-e2e.target',
-      );
-    } catch (e) {
-      await c.stop();
-      throw e;
-    }
+    timings.boot_ms = await c.bootE2e({ '/snaps': snaps });
     const t0 = Date.now();
     // squashfs needs loop devices; nspawn gives the container none: made from the host, in the
     // container's mount namespace only.

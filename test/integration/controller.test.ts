@@ -164,6 +164,19 @@ describe('a snap shaped like Ubuntu Frame beside the host compositor', () => {
   });
 });
 
+/** A sound server in the rundir, the daemon started, pulse/native linked into client-a_two, quiet. */
+async function linkedIntoTwo(): Promise<{ pulse: SocketServer; two: string }> {
+  const rd = sb.makeRundir();
+  mkdirUser(join(rd, 'pulse'));
+  const pulse = server(join(rd, 'pulse/native'));
+  await pulse.start();
+  d = await DaemonProcess.start(sb);
+  const two = sb.privateDir('client-a_two');
+  await waitFor(() => inode(join(two, 'pulse/native')) === inode(pulse.path), 'linked into client-a_two');
+  await quiet();
+  return { pulse, two };
+}
+
 describe('directories made late, and snaps removed', () => {
   beforeEach(() => {
     for (const s of ['client-a', 'client-a_two']) sb.addSnap(s);
@@ -197,13 +210,7 @@ describe('directories made late, and snaps removed', () => {
   });
 
   it('snap removed: everything made for it goes, deepest first, and nothing of it is made again', async () => {
-    const rd = sb.makeRundir();
-    mkdirUser(join(rd, 'pulse'));
-    const pulse = server(join(rd, 'pulse/native'));
-    await pulse.start();
-    d = await DaemonProcess.start(sb);
-    const two = sb.privateDir('client-a_two');
-    await waitFor(() => inode(join(two, 'pulse/native')) === inode(pulse.path), 'linked into client-a_two');
+    const { pulse, two } = await linkedIntoTwo();
     snapd.snaps = ['client-a'];
     snapd.connections = snapd.connections.filter((c) => c[0] !== 'client-a_two');
     sb.removeSnap('client-a_two');
@@ -217,14 +224,7 @@ describe('directories made late, and snaps removed', () => {
   });
 
   it('snapd deletes the private dir of a snap it removes before it says so: not made again', async () => {
-    const rd = sb.makeRundir();
-    mkdirUser(join(rd, 'pulse'));
-    const pulse = server(join(rd, 'pulse/native'));
-    await pulse.start();
-    d = await DaemonProcess.start(sb);
-    const two = sb.privateDir('client-a_two');
-    await waitFor(() => inode(join(two, 'pulse/native')) === inode(pulse.path), 'linked into client-a_two');
-    await quiet();
+    const { pulse, two } = await linkedIntoTwo();
     // As snapd 2.57: the snap is unlinked (inactive) first, then its data, this dir included,
     // is deleted, and only later does the snap leave the list. No state-file rewrite is seen
     // in between: rundird must ask.
@@ -247,14 +247,7 @@ describe('directories made late, and snaps removed', () => {
     await d.waitForEvent('privdir-recreated', (l) => l.path === sb.privateDir('client-a'));
   });
   it('snapd deleting a removed snap’s private dir, contents first: nothing is made again inside it meanwhile (snap remove would fail)', async () => {
-    const rd = sb.makeRundir();
-    mkdirUser(join(rd, 'pulse'));
-    const pulse = server(join(rd, 'pulse/native'));
-    await pulse.start();
-    d = await DaemonProcess.start(sb);
-    const two = sb.privateDir('client-a_two');
-    await waitFor(() => inode(join(two, 'pulse/native')) === inode(pulse.path), 'linked into client-a_two');
-    await quiet();
+    const { pulse, two } = await linkedIntoTwo();
     // As snapd 2.57's remove-snap-data: inactive first (not said yet), then the contents go,
     // one by one, then the directories; an entry made meanwhile makes its rmdir fail.
     snapd.inactive.add('client-a_two');

@@ -2,10 +2,11 @@
 // real HTTP on a Unix socket, and attacks at source and target.
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, lstatSync, mkdirSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeSnapd } from '../helpers/fake-snapd.js';
+import { talk } from '../helpers/sockets.js';
 import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, rootOnly, waitFor } from '../helpers/sandbox.js';
 
 let sb: Sandbox;
@@ -41,16 +42,6 @@ async function serve(path: string): Promise<Server> {
 async function stopServer(s: Server, path: string): Promise<void> {
   await new Promise((r) => s.close(r));
   if (existsSync(path)) unlinkSync(path);
-}
-
-function talk(path: string): Promise<string> {
-  return new Promise((res, rej) => {
-    let got = '';
-    const c = connect(path);
-    c.on('data', (b) => (got += b));
-    c.on('end', () => res(got));
-    c.on('error', rej);
-  });
 }
 
 const ino = (p: string) => lstatSync(p).ino;
