@@ -1,8 +1,24 @@
 // Snap instance names as snapd defines them: NAME (2–40 chars) or NAME_KEY (key [a-z0-9]{1,10}).
 // A name is lowercase letters, digits and single inner hyphens, with at least one letter.
 
-const NAME_RE = /^(?:[a-z0-9]+-?)*[a-z](?:-?[a-z0-9])*$/;
 const KEY_RE = /^[a-z0-9]{1,10}$/;
+
+/**
+ * A snap name, checked in one pass: lowercase letters, digits and single inner hyphens, with
+ * at least one letter. (The pattern this replaced nested its quantifiers and took exponential
+ * time on names such as 40 digits; names come from snapd, the snap root and the config.)
+ */
+function isSnapName(s: string): boolean {
+  let letter = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 97 && c <= 122) letter = true;
+    else if (c === 45) {
+      if (i === 0 || i === s.length - 1 || s.charCodeAt(i - 1) === 45) return false;
+    } else if (!(c >= 48 && c <= 57)) return false;
+  }
+  return letter;
+}
 
 export interface InstanceName {
   instance: string;
@@ -14,7 +30,7 @@ export function parseInstanceName(s: string): InstanceName | null {
   const parts = s.split('_');
   if (parts.length > 2) return null;
   const [snap, key] = parts as [string, string | undefined];
-  if (snap.length < 2 || snap.length > 40 || !NAME_RE.test(snap)) return null;
+  if (snap.length < 2 || snap.length > 40 || !isSnapName(snap)) return null;
   if (key !== undefined && !KEY_RE.test(key)) return null;
   return { instance: s, snap, key: key ?? null };
 }

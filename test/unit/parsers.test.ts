@@ -47,6 +47,13 @@ describe('instance names', () => {
   it.each(['a', '1234', 'Firefox', '-lead', 'trail-', 'dou--ble', 'a_b_c', 'name_', 'name_UPPER', 'name_01234567890', 'x'.repeat(41), 'sp ace', '../etc', ''])('rejects %j', (n) => {
     expect(parseInstanceName(n)).toBeNull();
   });
+  it('checks names that made the old pattern backtrack for hours (40 digits, 24 mixed) at once', () => {
+    // Without a timer: the old pattern does not return from these within the test's life.
+    expect(parseInstanceName('1'.repeat(40))).toBeNull();
+    expect(parseInstanceName('1'.repeat(39) + '-')).toBeNull();
+    expect(parseInstanceName('1a'.repeat(12) + '-')).toBeNull();
+    expect(parseInstanceName('1'.repeat(39) + 'a')).not.toBeNull();
+  });
   it('splits name and key', () => {
     expect(parseInstanceName('ubuntu-frame_kiosk')).toEqual({ instance: 'ubuntu-frame_kiosk', snap: 'ubuntu-frame', key: 'kiosk' });
   });
