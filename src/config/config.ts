@@ -1,6 +1,6 @@
 // The configuration: one YAML file whose keys are the command-line flags' names. Validation
 // errors name the file, the line and the key, so that an admin can fix them without guessing.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Document } from 'yaml';
 import { globToRegExp } from '../world/instances.js';
@@ -305,6 +305,27 @@ export function parseConfig(text: string, file: string): Config {
   return cfg;
 }
 
+/** A config file is at most this large: a bigger one is not a config file. */
+export const CONFIG_MAX_BYTES = 1024 * 1024;
+const DEV_NULL_RDEV = (1 << 8) | 3;
+
+/**
+ * The config file's text. Opened without blocking and refused unless it is a regular file (or
+ * /dev/null, which is empty): a FIFO at the path must not hang the start or a SIGHUP.
+ */
+function readConfigText(file: string): string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    const st = fstatSync(fd);
+    if (st.isCharacterDevice() && st.rdev === DEV_NULL_RDEV) return '';
+    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
+    if (st.size > CONFIG_MAX_BYTES) throw Object.assign(new Error(`larger than ${CONFIG_MAX_BYTES} bytes`), { code: 'EFBIG' });
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Reads and validates the config file. `explicit` says the path was asked for (flag or
  * environment): then a missing file is an error; the default path may be absent (defaults apply).
@@ -312,7 +333,7 @@ export function parseConfig(text: string, file: string): Config {
 export function loadConfig(file: string, explicit: boolean, overrides: Overrides = {}): Config {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readConfigText(file);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ENOENT' && !explicit) text = '';

@@ -1,5 +1,6 @@
 // The daemon process as an admin meets it: flags, config errors, reload and stop.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { DaemonProcess, Sandbox, stat, waitFor } from '../helpers/sandbox.js';
 
@@ -41,6 +42,19 @@ describe('command line and configuration', () => {
     const r = await run(['--config', `${sb.base}/nope.yaml`]);
     expect(r.code).toBe(78);
     expect(r.stderr).toContain('nope.yaml: cannot read');
+  });
+
+  it('a FIFO or an oversized file as the config is refused at once, never waited on; /dev/null is empty', async () => {
+    execFileSync('mkfifo', [`${sb.base}/fifo.yaml`]);
+    let r = await run(['--check-config', '--config', `${sb.base}/fifo.yaml`]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('fifo.yaml: cannot read: not a regular file');
+    writeFileSync(`${sb.base}/big.yaml`, `# ${'x'.repeat(1024 * 1024)}\n`);
+    r = await run(['--check-config', '--config', `${sb.base}/big.yaml`]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('larger than');
+    r = await run(['--check-config', '--config', '/dev/null']);
+    expect(r.code).toBe(0);
   });
 
   it('refuses an unknown flag with exit 64 and the usage', async () => {
