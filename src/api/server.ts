@@ -42,7 +42,14 @@ async function route(h: ApiHandlers, req: IncomingMessage): Promise<unknown> {
   if (p === '/v1/doctor') return h.doctor(parseUidParam(url.searchParams.get('uid')));
   const m = /^\/v1\/rundirs\/([^/]+)\/timeline$/.exec(p);
   if (m) {
-    const t = h.timeline(parseUidParam(decodeURIComponent(m[1]!))!);
+    let raw: string;
+    try {
+      raw = decodeURIComponent(m[1]!);
+    } catch {
+      // A malformed percent-encoding is the client's mistake, not the daemon's.
+      throw new HttpError(400, 'malformed percent-encoding in the URL');
+    }
+    const t = h.timeline(parseUidParam(raw)!);
     if (t === null) throw new HttpError(404, `nothing recorded for UID ${m[1]}`);
     return t;
   }

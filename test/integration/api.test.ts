@@ -51,6 +51,9 @@ describe('status API', () => {
     expect((await raw('GET', '/v1/status', 'x'.repeat(100), { 'content-length': '100' })).status).toBe(413);
     expect((await raw('GET', '/v1/rundirs/abc/timeline')).status).toBe(400);
     expect((await raw('GET', '/v1/rundirs/99999999999/timeline')).status).toBe(400);
+    // A malformed percent-encoding is a 400 and no error record, not a 500.
+    expect((await raw('GET', '/v1/rundirs/%E0%A4%A/timeline')).status).toBe(400);
+    expect(d!.lines.filter((l) => l.level === 'error')).toEqual([]);
     expect((await raw('GET', '/v1/doctor?uid=-1')).status).toBe(400);
     expect((await raw('GET', '/v1/rundirs/123/timeline')).status).toBe(404);
     expect((await raw('GET', '/etc/passwd')).status).toBe(404);
