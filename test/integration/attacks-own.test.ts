@@ -1,0 +1,140 @@
+// rundird touches only what is its own (issue 13, items 5-7), attacked by a real unprivileged
+// user: files planted at temporary names, a root-owned directory renamed over a private dir
+// between its mkdir and its fchown, a symlink where a watched directory should be.
+import { spawn } from 'node:child_process';
+import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeSnapd } from '../helpers/fake-snapd.js';
+import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, rootOnly, waitFor } from '../helpers/sandbox.js';
+import { SocketServer } from '../helpers/sockets.js';
+
+let sb: Sandbox;
+let snapd: FakeSnapd;
+let d: DaemonProcess | null = null;
+const servers: SocketServer[] = [];
+
+beforeEach(async () => {
+  sb = new Sandbox();
+  snapd = new FakeSnapd(sb.base);
+  await snapd.start();
+  sb.addSnap('kiosk');
+  snapd.snaps = ['kiosk'];
+  snapd.connections = [
+    ['kiosk', 'wayland', 'snapd', 'wayland', 'wayland'],
+    ['kiosk', 'audio-playback', 'snapd', 'audio-playback', 'audio-playback'],
+  ];
+  writeFileSync(sb.config, `snap-removal-grace: 0\nsnapd-socket: ${snapd.socket}\nsnapd-state: ${snapd.stateFile}\n`);
+});
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+  await d?.stop();
+  d = null;
+  await snapd.stop();
+  sb.cleanup();
+});
+
+const ino = (p: string) => lstatSync(p).ino;
+
+/** Runs a script as the rundir's user; resolves with what it printed. */
+function asUser(script: string): Promise<string> {
+  const p = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], ...(IS_ROOT ? { uid: USER, gid: GROUP } : {}) });
+  let out = '';
+  p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  return new Promise((r) => p.on('exit', () => r(out.trim())));
+}
+
+describe('only what is its own', () => {
+  it('files planted at temporary link names (the old predictable ones, and look-alikes) are never removed', async () => {
+    const rd = sb.makeRundir();
+    const host = new SocketServer(join(rd, 'wayland-0'));
+    servers.push(host);
+    await host.start();
+    d = await DaemonProcess.start(sb);
+    const link = join(sb.privateDir('kiosk'), 'wayland-0');
+    await waitFor(() => existsSync(link) && ino(link) === ino(host.path), 'linked');
+    // The user plants files at every name the old scheme would have used next, and others.
+    const pid = d.child.pid!;
+    const planted = [...Array.from({ length: 400 }, (_, i) => `.rundird-${pid}-${i + 1}`), ...Array.from({ length: 50 }, (_, i) => `.rundird-${String(i).padStart(16, '0')}`)];
+    await asUser(`const fs = require('fs'); for (const n of ${JSON.stringify(planted)}) fs.writeFileSync(${JSON.stringify(sb.privateDir('kiosk'))} + '/' + n, 'mine');`);
+    const before = new Map(planted.map((n) => [n, ino(join(sb.privateDir('kiosk'), n))]));
+    // Every server restart is a relink through a temporary name.
+    for (let i = 0; i < 20; i++) {
+      await host.stop();
+      await host.start();
+      await waitFor(() => existsSync(link) && ino(link) === ino(host.path), `relinked ${i}`);
+    }
+    for (const [n, i] of before) expect(ino(join(sb.privateDir('kiosk'), n)), n).toBe(i);
+    expect(readdirSync(sb.privateDir('kiosk')).filter((n) => n.startsWith('.rundird-') && !before.has(n))).toEqual([]);
+  });
+
+  it('a root-owned directory renamed over a freshly made private dir is never given to the user', async () => {
+    if (rootOnly('a root-owned directory in a user’s rundir')) return;
+    const rd = sb.makeRundir();
+    // Something of root's in the user's rundir (the user may rename entries there, not change them).
+    const victim = join(rd, '.roots');
+    mkdirSync(victim, { mode: 0o755 });
+    writeFileSync(join(victim, 'secret'), 'root only');
+    const victimIno = ino(victim);
+    d = await DaemonProcess.start(sb);
+    await waitFor(() => existsSync(sb.privateDir('kiosk')), 'private dir');
+    // The attacker: whenever snap.kiosk is root's (made, not yet given away), swap the victim in;
+    // put it back when it is there; remove the user's own snap.kiosk so that it is made again.
+    const out = await asUser(`
+      const fs = require('fs'); const p = ${JSON.stringify(sb.privateDir('kiosk'))}; const v = ${JSON.stringify(victim)};
+      const end = Date.now() + 2500; let swaps = 0, remade = 0;
+      while (Date.now() < end) {
+        let st; try { st = fs.lstatSync(p); } catch { continue; }
+        try {
+          if (st.ino === ${victimIno}) fs.renameSync(p, v);
+          else if (st.uid === 0) { fs.renameSync(v, p); swaps++; }
+          else { fs.rmdirSync(p); remade++; }
+        } catch {}
+      }
+      try { if (fs.lstatSync(p).ino === ${victimIno}) fs.renameSync(p, v); } catch {}
+      console.log(swaps + ' ' + remade);`);
+    const [swaps, remade] = out.split(' ').map(Number);
+    const where = existsSync(victim) ? victim : sb.privateDir('kiosk');
+    const st = lstatSync(where);
+    expect(st.ino).toBe(victimIno);
+    expect([st.uid, st.gid, st.mode & 0o777]).toEqual([0, 0, 0o755]);
+    expect(readFileSync(join(where, 'secret'), 'utf8')).toBe('root only');
+    expect(remade).toBeGreaterThan(10); // the daemon kept making it, so there were races to win
+    process.stdout.write(`attack: ${swaps} swaps won by the attacker, ${remade} re-makes\n`);
+    expect(d.exitCode).toBeNull();
+  });
+
+  it('a symlink where a watched directory should be is not watched through', async () => {
+    const rd = sb.makeRundir();
+    mkdirSync(join(rd, 'pulse'));
+    if (IS_ROOT) chownSync(join(rd, 'pulse'), USER, GROUP);
+    const pulse = new SocketServer(join(rd, 'pulse/native'));
+    servers.push(pulse);
+    await pulse.start();
+    // Elsewhere, a directory the daemon must not watch: the user points snap.kiosk/pulse at it.
+    const elsewhere = join(sb.base, 'elsewhere');
+    mkdirSync(elsewhere);
+    mkdirSync(sb.privateDir('kiosk'), { mode: 0o700 });
+    if (IS_ROOT) chownSync(sb.privateDir('kiosk'), USER, GROUP);
+    symlinkSync(elsewhere, join(sb.privateDir('kiosk'), 'pulse'));
+    d = await DaemonProcess.start(sb);
+    await d.waitForEvent('link-refused', (l) => l.reason === 'link-parent-refused');
+    await new Promise((r) => setTimeout(r, 300));
+    // The daemon's inotify watches, by inode, from its own fdinfo.
+    const fdDir = `/proc/${d.child.pid}/fd`;
+    const watched = new Set<number>();
+    for (const fd of readdirSync(fdDir)) {
+      let target = '';
+      try {
+        target = readlinkSync(join(fdDir, fd));
+      } catch {
+        continue;
+      }
+      if (target !== 'anon_inode:inotify') continue;
+      for (const m of readFileSync(`/proc/${d.child.pid}/fdinfo/${fd}`, 'utf8').matchAll(/^inotify wd:\S+ ino:([0-9a-f]+) /gm)) watched.add(parseInt(m[1]!, 16));
+    }
+    expect(watched.size).toBeGreaterThan(0);
+    expect(watched.has(ino(rd))).toBe(true);
+    expect(watched.has(ino(elsewhere)), 'the symlink target is watched').toBe(false);
+  });
+});
