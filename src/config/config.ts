@@ -113,6 +113,7 @@ class Validator {
 
   globs(node: Node | null, key: string): string[] {
     if (!isSeq(node)) this.fail(node, key, 'expected a list of instance names or globs (* and ?)');
+    if (node.items.length > CONFIG_LIMITS.globs) this.fail(node, key, `${node.items.length} entries; at most ${CONFIG_LIMITS.globs}`);
     return node.items.map((item, i) => {
       const g = this.str(item as Node, `${key}[${i}]`);
       if (!/^[a-z0-9_*?-]+$/.test(g)) {
@@ -157,15 +158,31 @@ class Validator {
   }
 }
 
+/** A key that is shown in an error: only what looks like a config key (never a line of some other file). */
+const SHOWN_KEY = /^[a-z0-9][a-z0-9-]{0,39}$/;
+
 function checkKeys(v: Validator, node: Node, prefix: string, allowed: readonly string[]): void {
   if (!isMap(node)) return;
+  const seen = new Set<string>();
   for (const pair of node.items) {
     const keyNode = pair.key as Node;
     const k = isScalar(keyNode) ? String(keyNode.value) : '';
     if (!allowed.includes(k)) {
+      // A file that is not a config (a path to a secret, say) can parse as a mapping whose key
+      // is a whole line of it: that is never quoted into the journal.
+      if (!SHOWN_KEY.test(k)) v.fail(keyNode, prefix + '(not shown)', `not a config key; is this a rundird configuration file? (known keys: ${allowed.join(', ')})`);
       v.fail(keyNode, prefix + k, `unknown key (known: ${allowed.join(', ')})`);
     }
+    if (seen.has(k)) v.fail(keyNode, prefix + k, 'YAML syntax: a mapping key given twice');
+    seen.add(k);
   }
+}
+
+/** Bounds on lists and maps a config may hold (the file itself is at most 1 MiB). */
+export const CONFIG_LIMITS = { users: 4096, links: 256, globs: 256 };
+
+function bounded(v: Validator, node: Node & { items: unknown[] }, key: string, max: number): void {
+  if (node.items.length > max) v.fail(node, key, `${node.items.length} entries; at most ${max}`);
 }
 
 const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'proc-root', 'api-socket', 'api-group', 'snapd-socket', 'snapd-state', 'links', 'log-level', 'snap-removal-grace', 'private-dirs'] as const;
@@ -178,6 +195,7 @@ const NAME_LIST = /^[a-z0-9][a-z0-9-]*$/;
 
 function parseLinkRules(v: Validator, node: Node): LinkRule[] {
   if (!isSeq(node)) v.fail(node, 'links', 'expected a list of link rules');
+  bounded(v, node, 'links', CONFIG_LIMITS.links);
   const rules = parseLinkRuleList(v, node);
   const cycle = checkRuleGraph(rules);
   if (cycle) v.fail(node, 'links', `the rules ${cycle.rules.map((r) => `"${r}"`).join(', ')} form a cycle: each links what another made, onto a new path every time; change a source or a target so that the chain ends`);
@@ -235,7 +253,9 @@ function parseLinkRuleList(v: Validator, node: Node & { items: unknown[] }): Lin
 /** Validates a config file's text. Throws ConfigError. */
 export function parseConfig(text: string, file: string): Config {
   const lines = new LineCounter();
-  const doc: Document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  // Duplicate keys are found by checkKeys in one pass: the yaml library's own check compares
+  // every key with every other (100k keys took 43 s, on the event loop at SIGHUP).
+  const doc: Document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   const v: Validator = new Validator(file, lines);
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
@@ -291,11 +311,13 @@ export function parseConfig(text: string, file: string): Config {
     const users = pd.get('users', true) as Node | undefined;
     if (users !== undefined) {
       if (!isMap(users)) v.fail(users, 'private-dirs.users', 'expected a mapping of UID to include/exclude lists');
+      bounded(v, users, 'private-dirs.users', CONFIG_LIMITS.users);
       for (const pair of users.items) {
         const keyNode = pair.key as Node;
         const raw = isScalar(keyNode) ? String(keyNode.value) : '';
         const uid = parseUid(raw);
-        if (uid === null) v.fail(keyNode, `private-dirs.users.${raw}`, `"${raw}" is not a UID`);
+        if (uid === null) v.fail(keyNode, `private-dirs.users.${SHOWN_KEY.test(raw) ? raw : '(not shown)'}`, SHOWN_KEY.test(raw) ? `"${raw}" is not a UID` : 'not a UID');
+        if (cfg.privateDirs.perUid.has(uid)) v.fail(keyNode, `private-dirs.users.${uid}`, 'YAML syntax: a mapping key given twice');
         const k = `private-dirs.users.${uid}`;
         checkKeys(v, pair.value as Node, `${k}.`, FILTER_KEYS);
         cfg.privateDirs.perUid.set(uid, v.filter(pair.value as Node, k, FILTER_KEYS));

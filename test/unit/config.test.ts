@@ -62,6 +62,21 @@ describe('config', () => {
 
   it('rejects duplicate keys', () => {
     expect(err('snap-root: /a\nsnap-root: /b').message).toContain('YAML syntax');
+    // also where the keys are UIDs, and in one pass (the yaml library's check was quadratic)
+    expect(err('private-dirs:\n  users:\n    1000: {}\n    "1000": {}\n').message).toMatch(/:4: key "private-dirs.users.1000": YAML syntax/);
+  });
+
+  it('never quotes a line of a file that is not a config (a path to a secret): only what looks like a key', () => {
+    const e = err('root:$6$abcdefgh$XXXXXXXXXXXXXXXX:19000:0:99999:7:::\n');
+    expect(e.message).toContain('not a config key');
+    expect(e.message).not.toContain('$6$');
+    expect(err('privat-dirs: 1\n').message).toContain('key "privat-dirs": unknown key');
+  });
+
+  it('bounds the lists a config may hold', () => {
+    const users = Array.from({ length: 4097 }, (_, i) => `    ${i}: {}`).join('\n');
+    expect(err(`private-dirs:\n  users:\n${users}\n`).message).toContain('4097 entries; at most 4096');
+    expect(err(`private-dirs:\n  include: [${Array.from({ length: 257 }, () => 'a').join(', ')}]\n`).message).toContain('at most 256');
   });
 
   it('lets flags override the file, and checks them', () => {
