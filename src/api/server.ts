@@ -1,6 +1,7 @@
 // The status API: read-only HTTP/1.1 on a Unix socket that only root (or one configured group)
 // may open. Bounded everywhere: request time, header size, no bodies, answer size, connections.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { listenApiSocket } from '../effects/apiSocket.js';
 
 export const API_VERSION = 'v1';
@@ -67,8 +68,16 @@ function send(res: ServerResponse, status: number, doc: unknown): void {
 }
 
 /** Listens on `path` (prepared by the caller) with mode 0600, or 0660 and group `gid`. */
+/** Headers must be complete this soon after the connection opens. */
+const HEADERS_MS = 5_000;
+
 export async function startApi(path: string, gid: number | null, h: ApiHandlers, onError: (e: Error) => void): Promise<Server> {
-  const server = createServer({ maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 2_000 }, (req, res) => {
+  const server = createServer({ maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: HEADERS_MS, keepAliveTimeout: 2_000 }, (req, res) => {
+    clearTimeout(headerTimers.get(req.socket));
+    headerTimers.delete(req.socket);
+    // One request per connection: a kept-alive connection would wait for its next headers
+    // under Node's own checks again.
+    res.shouldKeepAlive = false;
     req.resume(); // drain anything sent anyway
     route(h, req).then(
       (doc) => send(res, 200, doc),
@@ -80,6 +89,20 @@ export async function startApi(path: string, gid: number | null, h: ApiHandlers,
         }
       },
     );
+  });
+  // Node checks headersTimeout only every 30 s (connectionsCheckingInterval): a client sending
+  // a byte a second held a connection 14-29 s. Each connection gets its own timer instead,
+  // alive only while the connection is (no wake-ups while nobody is connected).
+  const headerTimers = new Map<Socket, NodeJS.Timeout>();
+  server.on('connection', (sock: Socket) => {
+    headerTimers.set(
+      sock,
+      setTimeout(() => sock.destroy(), HEADERS_MS),
+    );
+    sock.once('close', () => {
+      clearTimeout(headerTimers.get(sock));
+      headerTimers.delete(sock);
+    });
   });
   server.maxConnections = 64;
   server.on('clientError', (_e, sock) => sock.destroy());

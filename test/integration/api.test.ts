@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCtl } from '../helpers/ctl.js';
@@ -62,6 +62,23 @@ describe('status API', () => {
     await expect(raw('GET', '/v1/status', undefined, { 'x-big': 'y'.repeat(20000) })).rejects.toThrow();
     expect((await raw('GET', '/v1/status')).status).toBe(200);
   });
+
+  it('a client sending its headers a byte at a time is cut off after the 5 s it is promised; others are served meanwhile', async () => {
+    d = await start();
+    const c = connect(sock());
+    const t0 = Date.now();
+    const closed = new Promise<number>((r) => c.on('close', () => r(Date.now() - t0)));
+    c.on('error', () => undefined);
+    const req = 'GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'z'.repeat(200);
+    let i = 0;
+    const drip = setInterval(() => (i < req.length ? c.write(req[i++]!) : undefined), 250);
+    expect((await raw('GET', '/v1/status')).status).toBe(200);
+    const ms = await closed;
+    clearInterval(drip);
+    // Node's own check runs every 30 s (14-29 s seen); the bound here is generous, not a benchmark.
+    expect(ms).toBeLessThan(12_000);
+    expect(ms).toBeGreaterThanOrEqual(4_500);
+  }, 30_000);
 
   it('gives the socket to a configured group (0660)', async () => {
     writeFileSync(sb.config, `snap-removal-grace: 0\napi-group: "${GROUP}"\n`);
