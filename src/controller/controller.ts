@@ -21,7 +21,7 @@ import { readRundir } from '../world/read.js';
 import { Facts } from './facts.js';
 import { WorkQueue } from './queue.js';
 import { addTimeline, isEmpty, madeCount, newRecord, type Made, type UidRecord } from './record.js';
-import { parse, serialize, STORE_MAX_BYTES, storePath, StoreError } from './store.js';
+import { parse, serialize, STORE_MAX_BYTES, storePath, StoreError, type Kept } from './store.js';
 import { Watches } from './watches.js';
 
 /** How long after a change the records are written (coalescing a burst). */
@@ -132,7 +132,7 @@ export class Controller {
     const sameRundir = rec.made.rundir !== null && actual.node?.ino === rec.made.rundir.ino && actual.node.dev === rec.made.rundir.dev;
     const links =
       live && !hold
-        ? readLinkWorld(rundirIO(actual.path), actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map())
+        ? readLinkWorld(rundirIO(actual.path, f.mounts), actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map())
         : null;
     return {
       uid,
@@ -235,7 +235,7 @@ export class Controller {
   load(): void {
     const cfg = this.host.config();
     const file = (this.storeFile = storePath(cfg.apiSocket, cfg.runtimeRoot));
-    let made: Map<number, Made>;
+    let made: Map<number, Kept>;
     try {
       const text = readStateFile(file, STORE_MAX_BYTES);
       if (text === null) return;
@@ -252,9 +252,11 @@ export class Controller {
       return;
     }
     let n = 0;
-    for (const [uid, m] of made) {
-      this.record(uid).made = m;
-      n += madeCount(m);
+    for (const [uid, k] of made) {
+      const r = this.record(uid);
+      r.made = k.made;
+      r.covered = k.covered;
+      n += madeCount(k.made) + (k.covered ? madeCount(k.covered) : 0);
     }
     logEvent(this.host.log, 'records-loaded', { path: file, uids: made.size, records: n }, `read back what rundird had made: ${n} records for ${made.size} rundirs (each checked by inode before it is trusted)`);
   }
@@ -280,10 +282,10 @@ export class Controller {
     if (!this.storeDirty && !force) return;
     const cfg = this.host.config();
     const file = (this.storeFile ??= storePath(cfg.apiSocket, cfg.runtimeRoot));
-    const made = new Map<number, Made>();
-    for (const [uid, r] of this.records) made.set(uid, r.made);
+    const kept = new Map<number, Kept>();
+    for (const [uid, r] of this.records) kept.set(uid, { made: r.made, covered: r.covered });
     try {
-      writeStateFile(file, serialize(cfg.runtimeRoot, made));
+      writeStateFile(file, serialize(cfg.runtimeRoot, kept));
       this.storeDirty = false;
     } catch (e) {
       // The records stay in memory and are tried again at the next change.

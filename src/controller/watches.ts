@@ -13,6 +13,8 @@ import type { NodeStat } from '../world/types.js';
 interface Armed {
   ino: number;
   dev: number;
+  /** A directory removed and made again can get the same inode number; not the same birth time. */
+  btime: number;
   sub: Subscription;
 }
 
@@ -44,13 +46,21 @@ export class Watches {
     if (!have) this.byUid.set(uid, (have = new Map()));
     for (const [d, w] of have) {
       const now = seen(d);
-      if (!dirs.has(d) || (now !== undefined && (now === null || now.ino !== w.ino || now.dev !== w.dev))) {
+      const other = now === null || (now !== undefined && (now.ino !== w.ino || now.dev !== w.dev || (now.btime !== undefined && now.btime !== w.btime)));
+      if (!dirs.has(d) || other) {
         w.sub.unsubscribe();
         have.delete(d);
       }
     }
+    // Never a mount point below the rundir, nor anything beyond one: opening it would ask its
+    // filesystem, and a FUSE server need never answer.
+    const pastMount = (d: string) => {
+      const parts = d === '' ? [] : d.split('/');
+      for (let i = 1; i <= parts.length; i++) if (seen(parts.slice(0, i).join('/'))?.kind === 'mount') return true;
+      return false;
+    };
     for (const d of dirs) {
-      if (have.has(d)) continue;
+      if (have.has(d) || pastMount(d)) continue;
       const a = this.arm(uid, rootFd, d);
       if (a) have.set(d, a);
     }
@@ -100,7 +110,7 @@ export class Watches {
         sub.unsubscribe();
         return null;
       }
-      return { ino: st.ino, dev: st.dev, sub };
+      return { ino: st.ino, dev: st.dev, btime: st.birthtimeMs, sub };
     } finally {
       close(fd);
     }

@@ -137,6 +137,10 @@ export function plan(input: PlanInput): Plan {
       out.problems.push({ code: 'privdir-symlink', name, instance, detail: `${actual.path}/${name} is a symbolic link; left untouched` });
       continue;
     }
+    if (e.kind === 'mount') {
+      out.problems.push({ code: 'privdir-not-dir', name, instance, detail: `${actual.path}/${name}: a filesystem that could block (FUSE, network) is mounted there; not entered` });
+      continue;
+    }
     if (e.kind !== 'dir') {
       out.problems.push({ code: 'privdir-not-dir', name, instance, detail: `${actual.path}/${name} is a ${e.kind}, not a directory; left untouched` });
       continue;

@@ -5,7 +5,7 @@
 import { readdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import { expandLinks, type DirRecord, type LinkCandidate, type LinkRecord } from '../reconcile/links.js';
-import { lstatOrNull } from './read.js';
+import { MOUNT_POINT, lstatOrNull, underMount, type MountSnapshot } from './read.js';
 import type { NodeStat } from './types.js';
 
 export type LinkKind = 'hard' | 'symlink';
@@ -67,10 +67,14 @@ export interface RundirIO {
   readdir(rel: string): string[] | null;
 }
 
-/** The real rundir at `rundir`. lstat never follows the last component; readdir errors are "nothing". */
-export function rundirIO(rundir: string): RundirIO {
+/**
+ * The real rundir at `rundir`. lstat never follows the last component; readdir errors are
+ * "nothing"; nothing on or below a mount point (the mount table's) is touched at all.
+ */
+export function rundirIO(rundir: string, mounts: MountSnapshot): RundirIO {
   return {
     lstat: (rel) => {
+      if (underMount(mounts, rundir, rel)) return MOUNT_POINT;
       try {
         return lstatOrNull(posix.join(rundir, rel));
       } catch {
@@ -78,6 +82,7 @@ export function rundirIO(rundir: string): RundirIO {
       }
     },
     readdir: (rel) => {
+      if (underMount(mounts, rundir, rel)) return null;
       try {
         return readdirSync(posix.join(rundir, rel));
       } catch {

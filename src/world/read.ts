@@ -5,7 +5,7 @@ import { parseMountInfo, topMounts, type Mount } from './mountinfo.js';
 import { kindOfMode, type MountRef, type NodeStat, type RundirActual } from './types.js';
 
 export function toNodeStat(st: Stats): NodeStat {
-  return { kind: kindOfMode(st.mode), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777, ino: st.ino, dev: st.dev };
+  return { kind: kindOfMode(st.mode), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777, ino: st.ino, dev: st.dev, btime: st.birthtimeMs };
 }
 
 export function lstatOrNull(path: string): NodeStat | null {
@@ -36,6 +36,30 @@ export function mountAt(m: MountSnapshot, path: string): MountRef | null {
   return top ? { id: top.id, fsType: top.fsType } : null;
 }
 
+/**
+ * What stands for an entry on which a filesystem that could block is mounted (FUSE, network;
+ * the mount table says so): never lstat'ed, because a FUSE server a user mounted there need
+ * never answer, and one blocked lstat would stop the daemon for everyone. tmpfs is entered.
+ */
+export const MOUNT_POINT: NodeStat = { kind: 'mount', uid: -1, gid: -1, mode: 0, ino: -1, dev: -1 };
+
+/** Filesystems whose calls never wait on anyone: a mount of one below a rundir is entered. */
+const LOCAL_FS = new Set(['tmpfs', 'ramfs']);
+
+/** Whether `path` is a mount point of a filesystem that could block (FUSE, network, …). */
+export function blockingMountAt(mounts: MountSnapshot, path: string): boolean {
+  const m = mounts.top.get(path);
+  return m !== undefined && !LOCAL_FS.has(m.fsType);
+}
+
+/** Whether a path strictly below `rundir` is, or is under, a mount point that could block. */
+export function underMount(mounts: MountSnapshot, rundir: string, rel: string): boolean {
+  if (rel === '' || mounts.top.size === 0) return false;
+  const parts = rel.split('/');
+  for (let i = 1; i <= parts.length; i++) if (blockingMountAt(mounts, `${rundir}/${parts.slice(0, i).join('/')}`)) return true;
+  return false;
+}
+
 export function readRundir(runtimeRoot: string, uid: number, names: readonly string[], mounts: MountSnapshot): RundirActual {
   const path = join(runtimeRoot, String(uid));
   const node = lstatOrNull(path);
@@ -48,7 +72,7 @@ export function readRundir(runtimeRoot: string, uid: number, names: readonly str
     } catch {
       // unreadable or gone meanwhile: lstat each name, which says what is there
     }
-    for (const n of names) entries.set(n, present && !present.has(n) ? null : lstatOrNull(join(path, n)));
+    for (const n of names) entries.set(n, present && !present.has(n) ? null : blockingMountAt(mounts, join(path, n)) ? MOUNT_POINT : lstatOrNull(join(path, n)));
   }
   return { uid, path, node, mount: node?.kind === 'dir' ? mountAt(mounts, path) : null, entries };
 }

@@ -1,6 +1,7 @@
 // What rundird knows about the world: plain data, no behaviour.
 
-export type NodeKind = 'dir' | 'symlink' | 'file' | 'socket' | 'fifo' | 'other';
+/** 'mount': a mount point below a rundir (from the mount table): never entered, not even lstat'ed. */
+export type NodeKind = 'dir' | 'symlink' | 'file' | 'socket' | 'fifo' | 'other' | 'mount';
 
 export interface NodeStat {
   kind: NodeKind;
@@ -10,6 +11,8 @@ export interface NodeStat {
   mode: number;
   ino: number;
   dev: number;
+  /** Birth time (statx), ms; 0 where the filesystem keeps none. An inode number is reused, this is not. */
+  btime?: number;
 }
 
 export interface MountRef {

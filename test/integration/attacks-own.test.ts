@@ -1,7 +1,7 @@
 // rundird touches only what is its own (issue 13, items 5-7), attacked by a real unprivileged
 // user: files planted at temporary names, a root-owned directory renamed over a private dir
 // between its mkdir and its fchown, a symlink where a watched directory should be.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -137,4 +137,57 @@ describe('only what is its own', () => {
     expect(watched.has(ino(rd))).toBe(true);
     expect(watched.has(ino(elsewhere)), 'the symlink target is watched').toBe(false);
   });
+
+  it('a FUSE mount that never answers, over a user’s private dir: never entered; every other rundir and the API are still served', async () => {
+    if (rootOnly('a FUSE mount')) return;
+    if (!existsSync('/dev/fuse')) return void process.stderr.write('SKIPPED: no /dev/fuse\n');
+    const rd = sb.makeRundir();
+    const host = new SocketServer(join(rd, 'wayland-0'));
+    servers.push(host);
+    await host.start();
+    mkdirSync(sb.privateDir('kiosk'), { mode: 0o700 });
+    chownSync(sb.privateDir('kiosk'), USER, GROUP);
+    // A FUSE connection whose server never reads /dev/fuse: any access to the mount hangs.
+    const fuse = spawn('sh', ['-c', `exec 3<>/dev/fuse && mount -t fuse -o fd=3,rootmode=40000,user_id=${USER},group_id=${GROUP},allow_other nofs ${sb.privateDir('kiosk')} && echo mounted && exec sleep 120`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((r, j) => {
+        fuse.stdout.on('data', (b: Buffer) => b.toString().includes('mounted') && r());
+        fuse.on('exit', (c) => j(new Error(`mount failed (${c})`)));
+      });
+      d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot]);
+      try {
+        await d.waitForEvent('daemon-started');
+      } catch (e) {
+        process.stderr.write(`daemon said:\n${d.lines.map((l) => `  ${l.event} ${l.msg}`).join('\n')}\n${d.stderr}\n`);
+        try {
+          process.stderr.write(`main thread: ${readFileSync(`/proc/${d.child.pid}/syscall`, 'utf8')} ${readFileSync(`/proc/${d.child.pid}/stack`, 'utf8')}\n`);
+          const fn = readFileSync(`/proc/${d.child.pid}/syscall`, 'utf8').split(' ');
+          process.stderr.write(`arg0 fd link: ${(() => { try { return readlinkSync(`/proc/${d.child.pid}/fd/${parseInt(fn[1]!, 16)}`); } catch { return '-'; } })()}\n`);
+        } catch (e2) {
+          process.stderr.write(String(e2));
+        }
+        throw e;
+      }
+      const r = await d.waitForEvent('privdir-refused', (l) => l.path === sb.privateDir('kiosk'));
+      expect(r.msg).toContain('is mounted there; not entered');
+      // Another user logs in meanwhile: served; and the API answers.
+      sb.makeRundir(USER + 1, GROUP);
+      await waitFor(() => existsSync(sb.privateDir('kiosk', USER + 1)), 'the other user served');
+      const { runCtl } = await import('../helpers/ctl.js');
+      const st = await runCtl(['--api-socket', String(d.child.spawnargs[d.child.spawnargs.indexOf('--api-socket') + 1]), 'status']);
+      expect(st.code === 0 || st.code === 1).toBe(true);
+      // The server restarts: the daemon goes on serving, still without entering the mount.
+      await host.stop();
+      await host.start();
+      await new Promise((r2) => setTimeout(r2, 300));
+      expect(d.exitCode).toBeNull();
+    } finally {
+      try {
+        execFileSync('umount', ['-l', sb.privateDir('kiosk')]);
+      } catch {
+        // not mounted
+      }
+      fuse.kill('SIGKILL');
+    }
+  }, 30_000);
 });
