@@ -20,16 +20,25 @@ export function storePath(apiSocket: string, runtimeRoot: string): string {
 
 type Row = (string | number)[];
 
-export function serialize(runtimeRoot: string, made: ReadonlyMap<number, Made>): string {
+/** What is kept per UID: what was made in the rundir, and in an incarnation a mount covers. */
+export interface Kept {
+  made: Made;
+  covered: Made | null;
+}
+
+const madeDoc = (m: Made) => ({
+  rundir: [m.rundir!.ino, m.rundir!.dev],
+  privdirs: [...m.privdirs].map(([n, r]) => [n, r.ino, r.dev]),
+  links: [...m.links].map(([t, r]) => [t, r.ino, r.kind, r.source, r.rule, r.instance]),
+  dirs: [...m.dirs].map(([d, r]) => [d, r.ino, r.dev, r.instance]),
+});
+const worth = (m: Made | null): m is Made => !!m?.rundir && m.privdirs.size + m.links.size + m.dirs.size > 0;
+
+export function serialize(runtimeRoot: string, kept: ReadonlyMap<number, Kept>): string {
   const uids: Record<string, unknown> = {};
-  for (const [uid, m] of made) {
-    if (!m.rundir || m.privdirs.size + m.links.size + m.dirs.size === 0) continue;
-    uids[uid] = {
-      rundir: [m.rundir.ino, m.rundir.dev],
-      privdirs: [...m.privdirs].map(([n, r]) => [n, r.ino, r.dev]),
-      links: [...m.links].map(([t, r]) => [t, r.ino, r.kind, r.source, r.rule, r.instance]),
-      dirs: [...m.dirs].map(([d, r]) => [d, r.ino, r.dev, r.instance]),
-    };
+  for (const [uid, k] of kept) {
+    if (!worth(k.made) && !worth(k.covered)) continue;
+    uids[uid] = { ...(worth(k.made) ? madeDoc(k.made) : { rundir: [0, 0], privdirs: [], links: [], dirs: [] }), ...(worth(k.covered) ? { covered: madeDoc(k.covered) } : {}) };
   }
   return JSON.stringify({ version: STORE_VERSION, runtimeRoot, uids });
 }
@@ -46,7 +55,7 @@ function rows(x: unknown, what: string, width: number): Row[] {
 }
 
 /** Parses a records file; throws StoreError for anything that is not exactly what serialize() writes. */
-export function parse(text: string, runtimeRoot: string): Map<number, Made> {
+export function parse(text: string, runtimeRoot: string): Map<number, Kept> {
   let doc: { version?: unknown; runtimeRoot?: unknown; uids?: unknown };
   try {
     doc = JSON.parse(text) as typeof doc;
@@ -56,27 +65,34 @@ export function parse(text: string, runtimeRoot: string): Map<number, Made> {
   if (typeof doc !== 'object' || doc === null || doc.version !== STORE_VERSION) throw new StoreError(`not a version ${STORE_VERSION} records file`);
   if (doc.runtimeRoot !== runtimeRoot) throw new StoreError(`written for runtime root ${JSON.stringify(doc.runtimeRoot)?.slice(0, 200)}, not ${runtimeRoot}`);
   if (typeof doc.uids !== 'object' || doc.uids === null) throw new StoreError('no uids');
-  const out = new Map<number, Made>();
+  const out = new Map<number, Kept>();
   for (const [k, v] of Object.entries(doc.uids as Record<string, unknown>)) {
     const uid = Number(k);
     if (!/^(0|[1-9][0-9]{0,9})$/.test(k) || uid > 0xfffffffe) throw new StoreError(`bad uid ${JSON.stringify(k).slice(0, 40)}`);
-    const u = v as { rundir?: unknown; privdirs?: unknown; links?: unknown; dirs?: unknown };
-    if (typeof u !== 'object' || u === null || !Array.isArray(u.rundir) || !isNat(u.rundir[0]) || !isNat(u.rundir[1])) throw new StoreError(`uid ${uid}: bad rundir`);
-    const m = emptyMade();
-    m.rundir = { ino: u.rundir[0], dev: u.rundir[1] };
-    for (const [n, ino, dev] of rows(u.privdirs, `uid ${uid} privdirs`, 3)) {
-      if (typeof n !== 'string' || instanceOfPrivateDir(n) === null || !isNat(ino) || !isNat(dev)) throw new StoreError(`uid ${uid}: bad private dir row`);
-      m.privdirs.set(n, { ino, dev });
-    }
-    for (const [t, ino, kind, source, rule, instance] of rows(u.links, `uid ${uid} links`, 6)) {
-      if (!isPath(t) || !isNat(ino) || (kind !== 'hard' && kind !== 'symlink') || !isPath(source) || !isStr(rule) || !isStr(instance)) throw new StoreError(`uid ${uid}: bad link row`);
-      m.links.set(t, { ino, kind, source, rule, instance });
-    }
-    for (const [d, ino, dev, instance] of rows(u.dirs, `uid ${uid} dirs`, 4)) {
-      if (!isPath(d) || !isNat(ino) || !isNat(dev) || !isStr(instance)) throw new StoreError(`uid ${uid}: bad dir row`);
-      m.dirs.set(d, { ino, dev, instance });
-    }
-    out.set(uid, m);
+    const u = v as { covered?: unknown };
+    if (typeof u !== 'object' || u === null) throw new StoreError(`uid ${uid}: not an object`);
+    const made = parseMade(u, uid);
+    out.set(uid, { made: made.rundir && made.rundir.ino === 0 && made.rundir.dev === 0 ? emptyMade() : made, covered: u.covered === undefined ? null : parseMade(u.covered, uid) });
   }
   return out;
+}
+
+function parseMade(x: unknown, uid: number): Made {
+  const u = x as { rundir?: unknown; privdirs?: unknown; links?: unknown; dirs?: unknown };
+  if (typeof u !== 'object' || u === null || !Array.isArray(u.rundir) || !isNat(u.rundir[0]) || !isNat(u.rundir[1])) throw new StoreError(`uid ${uid}: bad rundir`);
+  const m = emptyMade();
+  m.rundir = { ino: u.rundir[0], dev: u.rundir[1] };
+  for (const [n, ino, dev] of rows(u.privdirs, `uid ${uid} privdirs`, 3)) {
+    if (typeof n !== 'string' || instanceOfPrivateDir(n) === null || !isNat(ino) || !isNat(dev)) throw new StoreError(`uid ${uid}: bad private dir row`);
+    m.privdirs.set(n, { ino, dev });
+  }
+  for (const [t, ino, kind, source, rule, instance] of rows(u.links, `uid ${uid} links`, 6)) {
+    if (!isPath(t) || !isNat(ino) || (kind !== 'hard' && kind !== 'symlink') || !isPath(source) || !isStr(rule) || !isStr(instance)) throw new StoreError(`uid ${uid}: bad link row`);
+    m.links.set(t, { ino, kind, source, rule, instance });
+  }
+  for (const [d, ino, dev, instance] of rows(u.dirs, `uid ${uid} dirs`, 4)) {
+    if (!isPath(d) || !isNat(ino) || !isNat(dev) || !isStr(instance)) throw new StoreError(`uid ${uid}: bad dir row`);
+    m.dirs.set(d, { ino, dev, instance });
+  }
+  return m;
 }

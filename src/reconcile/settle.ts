@@ -75,7 +75,9 @@ export function settle(rec: UidRecord, s: UidSnapshot, p: UidPlan, outcomes: Out
     if (rec.made.rundir !== null || rec.made.privdirs.size + rec.made.links.size + rec.made.dirs.size > 0) out.madeChanged = true;
     // A mount over the rundir hides what was made in it; the directory may come back.
     const mountedOver = p.live && s.actual.mount !== null && rec.made.rundir !== null && rec.made.rundir.dev !== s.actual.node?.dev;
-    rec.covered = mountedOver ? rec.made : p.uncovered ? null : rec.covered;
+    const covered = mountedOver ? rec.made : p.uncovered ? null : rec.covered;
+    if (covered !== rec.covered) out.madeChanged = true;
+    rec.covered = covered;
     rec.made = p.uncovered ?? emptyMade();
     if (!p.live) {
       rec.held.clear();

@@ -169,7 +169,13 @@ async function quietPoint(m: Model, what: string): Promise<void> {
 }
 
 async function stopServers(which: ('host' | 'frame')[] = ['host', 'frame']): Promise<void> {
-  for (const w of which) await (w === 'host' ? host : frame).stop();
+  // Servers replaced by a rename still listen on an inode in the rundir: closed too (a tmpfs
+  // with a bound socket in use cannot be unmounted).
+  for (const w of which) {
+    const srv = w === 'host' ? host : frame;
+    await srv.stop();
+    await srv.close();
+  }
 }
 
 async function apply(m: Model, s: Step): Promise<void> {
