@@ -122,7 +122,9 @@ export class Controller {
     const f = this.facts;
     const wanted = f.wantedFor(uid);
     const departing = f.departing();
-    const names = namesToRead(wanted, departing, f.inventory.removed, rec.made.privdirs);
+    // The covered incarnation's names too: if the mount is taken off, its records are ours again.
+    const known = rec.covered ? new Map([...rec.made.privdirs, ...rec.covered.privdirs]) : rec.made.privdirs;
+    const names = namesToRead(wanted, departing, f.inventory.removed, known);
     let actual = readRundir(cfg.runtimeRoot, uid, names, f.mounts);
     if (actual.node?.kind === 'dir') actual = { ...actual, mount: f.mountAt(actual.path, actual.node.dev !== this.host.rootDev()) };
     const logind = f.logindFacts(uid);

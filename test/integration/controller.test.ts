@@ -320,6 +320,30 @@ describe('restarts of rundird', () => {
     expect(d.events('privdir-left')).toEqual([]);
   });
 
+  it('…and across a restart of rundird while the mount covers it', async () => {
+    if (rootOnly('a tmpfs over a rundir')) return;
+    const rd = sb.makeRundir();
+    d = await DaemonProcess.start(sb);
+    await waitFor(() => existsSync(sb.privateDir('gone')) && existsSync(sb.privateDir('kiosk')), 'private dirs in the plain rundir');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `mode=0700,uid=${USER},gid=${GROUP}`, 'tmpfs', rd]);
+    await waitFor(() => existsSync(sb.privateDir('gone')), 'private dir in the tmpfs');
+    snapd.snaps = ['kiosk'];
+    sb.removeSnap('gone');
+    snapd.touch();
+    await waitFor(() => !existsSync(sb.privateDir('gone')), 'removed from the tmpfs');
+    rmSync(sb.privateDir('kiosk'), { recursive: true });
+    writeFileSync(sb.privateDir('kiosk'), 'planted');
+    await quiet();
+    await d.stop();
+    d = await DaemonProcess.start(sb);
+    await quiet();
+    execFileSync('umount', [rd]);
+
+    await waitFor(() => !existsSync(sb.privateDir('gone')), 'its own dir in the uncovered plain rundir removed');
+    expect(lstatSync(sb.privateDir('kiosk')).isDirectory()).toBe(true);
+    expect(d.events('privdir-left')).toEqual([]);
+  });
+
   it('a records file that is not its own is set aside and said, never trusted', async () => {
     const rd = sb.makeRundir();
     d = await DaemonProcess.start(sb);
