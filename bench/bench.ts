@@ -173,7 +173,7 @@ async function runContender(name: string, start: (t: ReturnType<typeof makeTree>
 }
 
 async function startRundird(t: ReturnType<typeof makeTree>): Promise<ChildProcess> {
-  return spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), DAEMON, '--config', t.config, '--runtime-root', t.root, '--snap-root', t.snap], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), DAEMON, '--config', t.config, '--runtime-root', t.root, '--snap-root', t.snap, '--api-socket', join(t.base, 'api.sock')], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 const BASELINE_SH = `
