@@ -78,14 +78,6 @@ export class WorkQueue {
     );
   }
 
-  get pending(): number {
-    return this.dirty.size;
-  }
-
-  get busy(): boolean {
-    return this.scheduled;
-  }
-
   /** Resolves when nothing is pending. */
   idle(): Promise<void> {
     if (!this.scheduled) return Promise.resolve();

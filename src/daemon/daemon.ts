@@ -109,7 +109,6 @@ export class Daemon {
       },
     );
     this.facts = new Facts(config, this.log, this.snapd, (s, e) => this.sourceError(s, e));
-    const self = this;
     this.ctl = new Controller(
       {
         config: () => this.cfg,
@@ -119,7 +118,7 @@ export class Daemon {
         log: this.log,
         lastClosed: (uid) => this.logind?.closedLast(uid) ?? null,
         stopDelayUSec: () => this.logind?.stopDelayUSec ?? null,
-        hints: (q) => self.hints(q),
+        hints: (q) => this.hints(q),
         hasHints: () => this.mountsDirty || this.snapsDirty || this.allDirty,
         settled: (uid, rec, s) => {
           for (const t of s.transitions) this.diag.onLifecycle(uid, t.prev, t.state, { status: rec.observed.status, session: t.session, deadline: t.deadline });

@@ -166,7 +166,7 @@ export function settle(rec: UidRecord, s: UidSnapshot, p: UidPlan, outcomes: Out
   // planned with it released; one whose dir is no longer rundird's ends at once.
   for (const [k, h] of rec.held) if (!p.newHolds.has(k) && (!isHeld(h, s) || !made.privdirs.has(k))) rec.held.delete(k);
   const after = made.privdirs.size + made.links.size + made.dirs.size;
-  if (outcomes.length + linkOutcomes.length > 0 || after !== sizeBefore) out.madeChanged ||= outcomes.some((o) => o.ok) || linkOutcomes.some((o) => o.ok || o.code === 'ENOTOURS' || o.code === 'ENOTEMPTY' || (o.made?.length ?? 0) > 0) || after !== sizeBefore;
+  out.madeChanged ||= after !== sizeBefore || outcomes.some((o) => o.ok) || linkOutcomes.some((o) => o.ok || o.code === 'ENOTOURS' || o.code === 'ENOTEMPTY' || (o.made?.length ?? 0) > 0);
 
   // Problems: each said once per cause; again only after it was put right. Bounded per UID.
   const before = rec.problems;
