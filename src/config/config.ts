@@ -38,6 +38,11 @@ export interface Config {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** Seconds an instance must stay gone from the snap inventory before its dirs are cleaned up (refreshes relink `current`). */
   snapRemovalGrace: number;
+  /**
+   * The most entries rundird reads of one directory in a rundir (and the most link candidates
+   * of one rundir): a user's million files are reported, never walked on every event.
+   */
+  maxEntries: number;
   privateDirs: {
     /** null: every UID. */
     uids: UidRange[] | null;
@@ -58,6 +63,7 @@ export const DEFAULTS: Config = {
   links: DEFAULT_LINK_RULES,
   logLevel: 'info',
   snapRemovalGrace: 30,
+  maxEntries: 4096,
   privateDirs: { uids: null, filter: { include: ['*'], exclude: [] }, perUid: new Map() },
 };
 
@@ -185,7 +191,7 @@ function bounded(v: Validator, node: Node & { items: unknown[] }, key: string, m
   if (node.items.length > max) v.fail(node, key, `${node.items.length} entries; at most ${max}`);
 }
 
-const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'proc-root', 'api-socket', 'api-group', 'snapd-socket', 'snapd-state', 'links', 'log-level', 'snap-removal-grace', 'private-dirs'] as const;
+const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'proc-root', 'api-socket', 'api-group', 'snapd-socket', 'snapd-state', 'links', 'log-level', 'snap-removal-grace', 'max-entries', 'private-dirs'] as const;
 const PRIVATE_KEYS = ['uids', 'include', 'exclude', 'users'] as const;
 const FILTER_KEYS = ['include', 'exclude'] as const;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -298,6 +304,8 @@ export function parseConfig(text: string, file: string): Config {
   }
   const grace = get('snap-removal-grace');
   if (grace !== undefined) cfg.snapRemovalGrace = v.number(grace, 'snap-removal-grace', 0, 86400);
+  const me = get('max-entries');
+  if (me !== undefined) cfg.maxEntries = Math.floor(v.number(me, 'max-entries', 64, 1_000_000));
 
   const pd = get('private-dirs');
   if (pd !== undefined) {

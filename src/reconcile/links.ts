@@ -47,7 +47,7 @@ export type LinkAction =
   | { op: 'rmdir'; dir: string; ino: number; dev: number; instance: string }
   | { op: 'forget-dir'; dir: string };
 
-export type LinkProblemCode = 'link-source-refused' | 'link-target-occupied' | 'link-parent-refused';
+export type LinkProblemCode = 'link-source-refused' | 'link-target-occupied' | 'link-parent-refused' | 'link-dir-overfull';
 
 export interface LinkProblem {
   code: LinkProblemCode;

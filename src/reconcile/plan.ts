@@ -113,7 +113,11 @@ export function planUid(s: UidSnapshot, r: RecordView, selfUid: number): UidPlan
   const privdirs = plan({ uid: s.uid, actual: s.actual, wanted, departing, removed: s.removed, created: made.privdirs, selfUid, hold });
   let links: LinkAction[] = [];
   let linkProblems: LinkProblem[] = [];
-  if (live && !hold && s.links) {
+  if (live && !hold && s.links?.overfull != null) {
+    // Too much to read: nothing is linked, unlinked or forgotten until it holds less.
+    const dir = s.links.overfull;
+    linkProblems = [{ code: 'link-dir-overfull', target: dir === '' ? '.' : dir, instance: '', detail: `${dir === '' ? '' : `${dir}: `}more entries (or link candidates) than max-entries allows; its links are left as they are until it holds fewer` }];
+  } else if (live && !hold && s.links) {
     const privdirsMade = new Map<string, { owner: number; group: number }>();
     for (const a of privdirs.actions) if (a.op === 'mkdir') privdirsMade.set(a.name, { owner: a.owner, group: a.group });
     // Nothing in a held private dir is linked, removed or forgotten meanwhile.

@@ -44,6 +44,7 @@ export type ProblemCode =
   | 'privdir-write-failed'
   | 'link-source-refused'
   | 'link-target-occupied'
+  | 'link-dir-overfull'
   | 'link-parent-refused'
   | 'link-exdev'
   | 'link-failed';

@@ -2,10 +2,9 @@
 // component checked to be a real directory on the rundir's own filesystem), the wanted links
 // expanded (pure, reconcile/links.ts), and an lstat of every source, target, directory in
 // between and everything rundird recorded. Read-only.
-import { readdirSync } from 'node:fs';
 import { posix } from 'node:path';
 import { expandLinks, type DirRecord, type LinkCandidate, type LinkRecord } from '../reconcile/links.js';
-import { MOUNT_POINT, lstatOrNull, underMount, type MountSnapshot } from './read.js';
+import { MOUNT_POINT, OVERFULL, listBounded, lstatOrNull, underMount, type MountSnapshot } from './read.js';
 import type { NodeStat } from './types.js';
 
 export type LinkKind = 'hard' | 'symlink';
@@ -59,19 +58,25 @@ export interface LinkWorld {
   stat: Map<string, NodeStat | null>;
   /** Directories (rundir-relative, '' = the rundir) whose entries decide the links: to watch. */
   dirs: Set<string>;
+  /**
+   * A directory the rules list that holds more than the entry limit (or more candidates than
+   * it): the links of this rundir are then left exactly as they are, and this is reported.
+   */
+  overfull: string | null;
 }
 
 /** How the link reader sees one rundir: lstat and readdir by rundir-relative path. */
 export interface RundirIO {
   lstat(rel: string): NodeStat | null;
-  readdir(rel: string): string[] | null;
+  /** null: absent or unreadable; OVERFULL: more entries than the limit. */
+  readdir(rel: string): string[] | null | typeof OVERFULL;
 }
 
 /**
  * The real rundir at `rundir`. lstat never follows the last component; readdir errors are
  * "nothing"; nothing on or below a mount point (the mount table's) is touched at all.
  */
-export function rundirIO(rundir: string, mounts: MountSnapshot): RundirIO {
+export function rundirIO(rundir: string, mounts: MountSnapshot, maxEntries: number): RundirIO {
   return {
     lstat: (rel) => {
       if (underMount(mounts, rundir, rel)) return MOUNT_POINT;
@@ -83,11 +88,7 @@ export function rundirIO(rundir: string, mounts: MountSnapshot): RundirIO {
     },
     readdir: (rel) => {
       if (underMount(mounts, rundir, rel)) return null;
-      try {
-        return readdirSync(posix.join(rundir, rel));
-      } catch {
-        return null;
-      }
+      return listBounded(posix.join(rundir, rel), maxEntries);
     },
   };
 }
@@ -100,6 +101,7 @@ export function readLinkWorld(
   entitled: (rule: LinkRule) => readonly string[],
   links: ReadonlyMap<string, LinkRecord>,
   dirs: ReadonlyMap<string, DirRecord>,
+  maxEntries: number,
 ): LinkWorld {
   const stat = new Map<string, NodeStat | null>();
   const lstatRel = (rel: string): NodeStat | null => {
@@ -119,9 +121,14 @@ export function readLinkWorld(
     }
     return true;
   };
+  let overfull: string | null = null;
   const listings = new Map<string, string[] | null>();
   const list = (dir: string): string[] | null => {
-    if (!listings.has(dir)) listings.set(dir, safeDir(dir) ? io.readdir(dir) : null);
+    if (!listings.has(dir)) {
+      const l = safeDir(dir) ? io.readdir(dir) : null;
+      if (l === OVERFULL) overfull ??= dir;
+      listings.set(dir, l === OVERFULL ? null : l);
+    }
     return listings.get(dir)!;
   };
   const ours = (path: string): boolean => {
@@ -129,6 +136,9 @@ export function readLinkWorld(
     return rec !== undefined && lstatRel(path)?.ino === rec.ino;
   };
   const x = expandLinks({ rules, entitled, list, ours });
+  // Nothing more is read of a rundir that holds too much: its links stay as they are.
+  if (overfull === null && x.candidates.length > maxEntries) overfull = '';
+  if (overfull !== null) return { candidates: [], stat, dirs: x.dirs, overfull };
   for (const c of x.candidates) {
     lstatRel(c.source);
     // Parents of the target: the private dir must be there; deeper ones may be made.
@@ -145,5 +155,5 @@ export function readLinkWorld(
   for (const dir of dirs.keys()) lstatSafe(dir);
   // The directories to watch, as they are now (a watch on another inode is armed anew).
   for (const d of x.dirs) if (d !== '' && safeDir(parentOf(d))) lstatRel(d);
-  return { candidates: x.candidates, stat, dirs: x.dirs };
+  return { candidates: x.candidates, stat, dirs: x.dirs, overfull: null };
 }

@@ -1,5 +1,5 @@
 // Reads a UID's rundir as it is now. Read-only; lstat never follows a planted link.
-import { lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
+import { lstatSync, opendirSync, readFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { parseMountInfo, topMounts, type Mount } from './mountinfo.js';
 import { kindOfMode, type MountRef, type NodeStat, type RundirActual } from './types.js';
@@ -60,18 +60,44 @@ export function underMount(mounts: MountSnapshot, rundir: string, rel: string): 
   return false;
 }
 
-export function readRundir(runtimeRoot: string, uid: number, names: readonly string[], mounts: MountSnapshot): RundirActual {
+/** A directory that holds more entries than the limit: not listed further (issue 13). */
+export const OVERFULL = Symbol('overfull');
+
+/**
+ * The names in a directory, reading at most `limit` of them: null when it cannot be read,
+ * OVERFULL when it holds more. A user can put a million files in their rundir; reading them
+ * all on every event would stall every other user (60,000 took 4.6 s a pass).
+ */
+export function listBounded(path: string, limit: number): string[] | null | typeof OVERFULL {
+  let dir;
+  try {
+    dir = opendirSync(path, { bufferSize: 128 });
+  } catch {
+    return null;
+  }
+  try {
+    const names: string[] = [];
+    for (let e = dir.readSync(); e !== null; e = dir.readSync()) {
+      if (names.length === limit) return OVERFULL;
+      names.push(e.name);
+    }
+    return names;
+  } catch {
+    return null;
+  } finally {
+    dir.closeSync();
+  }
+}
+
+export function readRundir(runtimeRoot: string, uid: number, names: readonly string[], mounts: MountSnapshot, maxEntries: number): RundirActual {
   const path = join(runtimeRoot, String(uid));
   const node = lstatOrNull(path);
   const entries = new Map<string, NodeStat | null>();
   if (node?.kind === 'dir') {
     // One readdir, then lstat only what is there: a fresh rundir costs one call, not one per name.
-    let present: Set<string> | null = null;
-    try {
-      present = new Set(readdirSync(path));
-    } catch {
-      // unreadable or gone meanwhile: lstat each name, which says what is there
-    }
+    // Unreadable, gone meanwhile or over the entry limit: lstat each name, which says what is there.
+    const listed = listBounded(path, maxEntries);
+    const present = Array.isArray(listed) ? new Set(listed) : null;
     for (const n of names) entries.set(n, present && !present.has(n) ? null : blockingMountAt(mounts, join(path, n)) ? MOUNT_POINT : lstatOrNull(join(path, n)));
   }
   return { uid, path, node, mount: node?.kind === 'dir' ? mountAt(mounts, path) : null, entries };

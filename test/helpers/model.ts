@@ -6,6 +6,7 @@ import type { LinkOutcome } from '../../src/effects/links.js';
 import type { LinkAction } from '../../src/reconcile/links.js';
 import type { Action } from '../../src/reconcile/planner.js';
 import { parentOf, type RundirIO } from '../../src/world/links.js';
+import { OVERFULL } from '../../src/world/read.js';
 import type { NodeKind, NodeStat } from '../../src/world/types.js';
 
 export const DEV = 7;
@@ -14,6 +15,9 @@ export class ModelRundir implements RundirIO {
   readonly nodes = new Map<string, NodeStat>();
   private nextIno = 100;
   readonly root: NodeStat;
+
+  /** The entry limit (config max-entries) the reader applies: more gives OVERFULL. */
+  maxEntries = Infinity;
 
   constructor(readonly uid: number, readonly gid: number) {
     this.root = { kind: 'dir', uid, gid, mode: 0o700, ino: 1, dev: DEV };
@@ -30,7 +34,12 @@ export class ModelRundir implements RundirIO {
     return this.nodes.get(rel) ?? null;
   }
 
-  readdir(rel: string): string[] | null {
+  readdir(rel: string): string[] | null | typeof OVERFULL {
+    const all = this.entries(rel);
+    return all !== null && all.length > this.maxEntries ? OVERFULL : all;
+  }
+
+  private entries(rel: string): string[] | null {
     if (rel !== '' && this.lstat(rel)?.kind !== 'dir') return null;
     const out: string[] = [];
     for (const p of this.nodes.keys()) if (parentOf(p) === rel) out.push(p.slice(rel === '' ? 0 : rel.length + 1));
@@ -38,7 +47,7 @@ export class ModelRundir implements RundirIO {
   }
 
   children(rel: string): number {
-    return this.readdir(rel)?.length ?? 0;
+    return this.entries(rel)?.length ?? 0;
   }
 
   /** Puts a node at a path, making missing parents as the user's directories; false if a parent is not a directory. */

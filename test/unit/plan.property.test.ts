@@ -70,7 +70,7 @@ function snapshot(w: World, now: number): UidSnapshot {
   const entries = new Map<string, NodeStat | null>(names.map((n) => [n, w.fs.lstat(n)]));
   const actual = { uid: UID, path: '/run/user/1000', node: w.fs.root, mount: { id: 5, fsType: 'tmpfs' }, entries };
   const same = w.rec.made.rundir === null || w.rec.made.rundir.ino === w.fs.root.ino;
-  const links = readLinkWorld(w.fs, DEV, w.rules, (r) => entitled(w, wanted, r), same ? w.rec.made.links : new Map(), same ? w.rec.made.dirs : new Map());
+  const links = readLinkWorld(w.fs, DEV, w.rules, (r) => entitled(w, wanted, r), same ? w.rec.made.links : new Map(), same ? w.rec.made.dirs : new Map(), w.fs.maxEntries);
   return { uid: UID, actual, logind: { logind: false, user: null, job: null }, lastClosed: null, stopDelayUSec: null, wanted, departing: new Set(), removed: w.removed, links, snapd: { followed: false, answers: 0, waitFor: 1 }, now };
 }
 
@@ -87,6 +87,8 @@ function sync(w: World, now: number): UidPlan {
     expect(checkRulePath(pathOf(a)), pathOf(a)).toBeNull();
     if (a.op === 'link') expect(checkRulePath(a.source)).toBeNull();
   }
+  // A rundir over the entry limit: its links are left exactly as they are, records included.
+  if (snap.links?.overfull != null) expect(plan.links, 'links of an overfull rundir').toEqual([]);
   // Nothing removed or replaced that rundird did not make (recorded, same inode, on disk now).
   for (const a of plan.links) {
     if (a.op === 'unlink') expect(made.links.get(a.target)?.ino === a.ino && w.fs.lstat(a.target)?.ino === a.ino, `unlink ${a.target}`).toBe(true);
@@ -163,9 +165,10 @@ describe('the plan, on a model of the rundir', () => {
       slots: fc.array(fc.tuple(fc.constantFrom(...INSTANCES), fc.constantFrom(...IFACES)), { maxLength: 3 }),
       initial: fc.array(fc.tuple(pathArb, fc.constantFrom<NodeKind>('socket', 'socket', 'socket', 'file', 'dir', 'symlink')), { maxLength: 10 }),
       steps: fc.array(stepArb, { maxLength: 12 }),
+      maxEntries: fc.constantFrom(Infinity, Infinity, Infinity, 3, 6),
     },
     { numRuns: RUNS },
-  )('applied, a plan leaves nothing to do; nothing outside the rundir or not made by rundird is touched', ({ extra, installed, plugs, slots, initial, steps }) => {
+  )('applied, a plan leaves nothing to do; nothing outside the rundir or not made by rundird is touched', ({ extra, installed, plugs, slots, initial, steps, maxEntries }) => {
     const rules = [...DEFAULT_LINK_RULES, ...extra];
     fc.pre(checkRuleGraph(rules) === null);
     const toMap = (xs: [string, string][]) => {
@@ -174,6 +177,7 @@ describe('the plan, on a model of the rundir', () => {
       return m;
     };
     const w: World = { fs: new ModelRundir(UID, GID), rules, installed: new Set(installed), removed: new Set(), plugs: toMap(plugs), slots: toMap(slots), rec: newRecord(UID) };
+    w.fs.maxEntries = maxEntries;
     for (const [p, k] of initial) w.fs.put(p, k);
     let now = 1_000_000;
     for (const s of [null, ...steps]) {
