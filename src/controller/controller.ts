@@ -26,6 +26,8 @@ import { Watches } from './watches.js';
 
 /** How long after a change the records are written (coalescing a burst). */
 const SAVE_DELAY_MS = 250;
+/** How soon a rundir with a directory that could not be watched is read again. */
+const ARM_RETRY_MS = 1000;
 
 /** What the controller needs of the daemon around it. */
 export interface ControllerHost {
@@ -58,6 +60,8 @@ export class Controller {
   private storeDirty = false;
   private saveTimer: NodeJS.Timeout | null = null;
   private storeFile: string | null = null;
+  /** The last reason a watch could not be armed (said once, not once per directory). */
+  private lastArmError: string | null = null;
 
   constructor(
     private readonly host: ControllerHost,
@@ -66,6 +70,12 @@ export class Controller {
     this.watches = new Watches(
       (uid) => this.queue.add(uid),
       (uid, dir, e) => host.sourceError(`rundir ${uid}${dir ? `/${dir}` : ''}`, e),
+      (uid, dir, e) => {
+        // Unwatched, a change there would go unseen: read it again (and try the watch) later.
+        if (e.message !== this.lastArmError) host.sourceError(`rundir ${uid}${dir ? `/${dir}` : ''}`, new Error(`cannot watch: ${e.message}; read again every ${ARM_RETRY_MS / 1000} s until it can be`));
+        this.lastArmError = e.message;
+        this.queue.addAfter(uid, ARM_RETRY_MS);
+      },
     );
     this.queue = new WorkQueue({
       hints: () => {
@@ -125,7 +135,7 @@ export class Controller {
     // The covered incarnation's names too: if the mount is taken off, its records are ours again.
     const known = rec.covered ? new Map([...rec.made.privdirs, ...rec.covered.privdirs]) : rec.made.privdirs;
     const names = namesToRead(wanted, departing, f.inventory.removed, known);
-    let actual = readRundir(cfg.runtimeRoot, uid, names, f.mounts);
+    let actual = readRundir(cfg.runtimeRoot, uid, names, f.mounts, cfg.maxEntries);
     if (actual.node?.kind === 'dir') actual = { ...actual, mount: f.mountAt(actual.path, actual.node.dev !== this.host.rootDev()) };
     const logind = f.logindFacts(uid);
     const status = rundirStatus(actual);
@@ -134,7 +144,7 @@ export class Controller {
     const sameRundir = rec.made.rundir !== null && actual.node?.ino === rec.made.rundir.ino && actual.node.dev === rec.made.rundir.dev;
     const links =
       live && !hold
-        ? readLinkWorld(rundirIO(actual.path, f.mounts), actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map())
+        ? readLinkWorld(rundirIO(actual.path, f.mounts, cfg.maxEntries), actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map(), cfg.maxEntries)
         : null;
     return {
       uid,

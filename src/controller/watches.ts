@@ -24,6 +24,8 @@ export class Watches {
   constructor(
     private readonly onEvent: (uid: number) => void,
     private readonly onError: (uid: number, dir: string, e: Error) => void,
+    /** A directory that is there could not be watched (no inotify watches left, say): the UID is read again later. */
+    private readonly onArmFailed: (uid: number, dir: string, e: Error) => void,
   ) {}
 
   /** How many directories are watched (for status and the benchmark). */
@@ -89,6 +91,7 @@ export class Watches {
       if (fd !== rootFd) close(fd);
       return null; // not there (yet), or not a directory: the parent's watch says when it is
     }
+    let armError: Error | null = null;
     try {
       const st = fstat(fd);
       // The kernel resolves the descriptor's magic link to the very inode that was checked.
@@ -100,7 +103,10 @@ export class Watches {
           failed = true;
           const have = this.byUid.get(uid);
           if (sub && have?.get(dir)?.sub === sub) have.delete(dir);
-          if (!sub) return; // could not be armed: said by the caller's next try, not a loop of them
+          if (!sub) {
+            armError = e.error;
+            return; // could not be armed: said below, once
+          }
           sub.unsubscribe();
           this.onError(uid, dir, e.error);
         }
@@ -108,6 +114,8 @@ export class Watches {
       });
       if (failed) {
         sub.unsubscribe();
+        // The directory is there and could not be watched: nothing would say when it changes.
+        if (armError) this.onArmFailed(uid, dir, armError);
         return null;
       }
       return { ino: st.ino, dev: st.dev, btime: st.birthtimeMs, sub };

@@ -16,6 +16,7 @@ import type { Problem } from '../reconcile/planner.js';
 import { Logind } from '../sources/dbus/logind.js';
 import { watchMountTable } from '../sources/mounts.js';
 import { watchDir } from '../sources/watchDir.js';
+import { inotifyDoubt } from '../sources/inotifyDoubt.js';
 import type { LifecycleState } from '../world/logind.js';
 import { Passwd } from '../world/passwd.js';
 import type { TimelineEntry } from '../world/timeline.js';
@@ -27,6 +28,10 @@ export type Mode = 'inotify' | 'logind';
 
 /** The snap root is read once more this long after its last event. */
 const SNAP_ROOT_RESCAN_MS = 300;
+/** A full resync after lost events runs at most this often (a flooding user could ask for it every turn). */
+const RESYNC_MIN_INTERVAL_MS = 1000;
+/** events-lost is said at most this often; the resyncs in between are counted in the next one. */
+const EVENTS_LOST_LOG_MS = 60_000;
 
 export interface DaemonOptions {
   log: Log;
@@ -51,6 +56,8 @@ export interface UidState {
   mountId: number | null;
   privateDirs: string[];
   problems: Problem[];
+  /** Problems beyond the per-rundir cap, counted. */
+  problemsLeftOut: number;
 }
 
 export interface LinkView {
@@ -86,6 +93,11 @@ export class Daemon {
   private allDirty = false;
   private mountsDirty = false;
   private snapsDirty = false;
+  // Full resyncs after inotify events may have been lost.
+  private resyncTimer: NodeJS.Timeout | null = null;
+  private lastResync = 0;
+  private lastLostLog = 0;
+  private resyncsUnsaid = 0;
 
   constructor(config: Config, opts: DaemonOptions) {
     this.cfg = config;
@@ -191,6 +203,7 @@ export class Daemon {
         mountId: r.observed.mountId,
         privateDirs: [...r.made.privdirs.keys()].sort(),
         problems: [...r.problems.values()],
+        problemsLeftOut: r.problemsLeftOut,
       }))
       .sort((a, b) => a.uid - b.uid);
   }
@@ -218,6 +231,7 @@ export class Daemon {
       clearTimeout(t);
     }
     await this.snapd.refresh();
+    inotifyDoubt.onDoubt((n) => this.eventsMayBeLost(n));
     this.startSources();
     this.snapsDirty = true;
     this.mountsDirty = true;
@@ -240,6 +254,8 @@ export class Daemon {
     this.stopSources();
     if (this.inventoryTimer) clearTimeout(this.inventoryTimer);
     if (this.snapRootRescan) clearTimeout(this.snapRootRescan);
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    inotifyDoubt.onDoubt(null);
     this.ctl.save();
     if (this.rootFd !== null) close(this.rootFd);
     this.rootFd = null;
@@ -300,6 +316,45 @@ export class Daemon {
       this.allDirty = false;
       this.ctl.addAll();
     }
+  }
+
+  /**
+   * So many inotify events came in one turn that the kernel's queue may have overflowed (which
+   * loses events, and Node cannot see the overflow itself): read everything again, at most once
+   * a second; a doubt meanwhile is a resync when that second is over.
+   */
+  private eventsMayBeLost(events: number): void {
+    if (this.resyncTimer) return;
+    const wait = this.lastResync + RESYNC_MIN_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      this.resyncTimer = setTimeout(() => {
+        this.resyncTimer = null;
+        this.resync(events);
+      }, wait);
+      return;
+    }
+    this.resync(events);
+  }
+
+  private resync(events: number): void {
+    const now = Date.now();
+    this.lastResync = now;
+    this.resyncsUnsaid++;
+    if (now - this.lastLostLog >= EVENTS_LOST_LOG_MS) {
+      const n = this.resyncsUnsaid;
+      logEvent(
+        this.log,
+        'events-lost',
+        { events, threshold: inotifyDoubt.threshold, resyncs: n },
+        `${events} inotify events in one turn (the kernel's queue may have overflowed, losing some): reading every rundir, the mount table and the snaps again` + (n > 1 ? ` (${n} such resyncs since the last record)` : ''),
+      );
+      this.lastLostLog = now;
+      this.resyncsUnsaid = 0;
+    }
+    this.snapsDirty = true;
+    this.mountsDirty = true;
+    this.allDirty = true;
+    this.ctl.queue.kick();
   }
 
   private armInventoryTimer(): void {

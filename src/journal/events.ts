@@ -41,6 +41,7 @@ export const EVENTS = {
   'link-dir-removed': { id: '61d8431d65c541809891f5e25bf0c14a', priority: 6, summary: 'a directory rundird made for links was removed: no link needs it any more' },
   'records-loaded': { id: '6ff2455de72e4b48a52564a7cb0d5e2e', priority: 6, summary: 'rundird read back what it had made before it restarted' },
   'records-set-aside': { id: '55ee8cd438694457bd657a73a69c3240', priority: 4, summary: 'a records file of rundird could not be trusted and was set aside' },
+  'events-lost': { id: 'f499dc259de5438faa26341b67ec5111', priority: 4, summary: 'inotify events may have been lost; everything was read again' },
 } as const;
 
 export type EventName = keyof typeof EVENTS;

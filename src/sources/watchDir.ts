@@ -5,6 +5,7 @@ import { Observable } from 'rxjs';
 import { watch } from 'chokidar';
 import { watch as fsWatch } from 'node:fs';
 import { join, relative, sep } from 'node:path';
+import { inotifyDoubt } from './inotifyDoubt.js';
 
 export type DirEvent =
   | { type: 'add' | 'addDir' | 'unlink' | 'unlinkDir' | 'change'; name: string }
@@ -70,6 +71,7 @@ function rawWatch(dir: string): Observable<DirEvent> {
     let w: ReturnType<typeof fsWatch>;
     try {
       w = fsWatch(dir, { persistent: true }, (_type, name) => {
+        inotifyDoubt.event();
         if (name) sub.next({ type: 'raw', name: String(name) });
       });
     } catch (e) {
