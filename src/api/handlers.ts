@@ -7,21 +7,32 @@ import { VERSION } from '../version.js';
 import type { ApiHandlers } from './server.js';
 
 const MAX_LIST = 1000;
+/** Links listed per rundir: a user decides how many sources there are. */
+export const MAX_LINKS = 256;
+
+/** A list cut at `max`, and how many were left out (0 when none). */
+function capped<T>(xs: readonly T[], max: number): { list: T[]; leftOut: number } {
+  return { list: xs.slice(0, max), leftOut: Math.max(0, xs.length - max) };
+}
 
 export function warningDoc(w: Warning) {
   return { event: w.event, messageId: EVENTS[w.event].id, priority: EVENTS[w.event].priority, uid: w.uid, path: w.path, unit: w.unit, subject: w.subject, pid: w.pid, instance: w.instance, message: w.message, remedy: w.remedy, fields: w.fields };
 }
 
 function rundirs(d: Daemon, only: number | null) {
-  const st = d.state();
-  const warnings = d.diag.current();
-  const uids = new Set([...st.map((s) => s.uid), ...warnings.map((w) => w.uid)]);
-  return [...uids]
-    .filter((u) => only === null || u === only)
-    .sort((a, b) => a - b)
-    .slice(0, MAX_LIST)
-    .map((uid) => {
-      const s = st.find((x) => x.uid === uid);
+  // Indexed once: at 10,000 rundirs a lookup per rundir in each list was quadratic.
+  const st = new Map(d.state().map((s) => [s.uid, s]));
+  const warnings = new Map<number, number>();
+  for (const w of d.diag.current()) warnings.set(w.uid, (warnings.get(w.uid) ?? 0) + 1);
+  const reliants = new Map<number, number>();
+  for (const r of d.diag.reliants()) if (!r.inSession) reliants.set(r.uid, (reliants.get(r.uid) ?? 0) + 1);
+  const uids = [...new Set([...st.keys(), ...warnings.keys()])].filter((u) => only === null || u === only).sort((a, b) => a - b);
+  const { list, leftOut } = capped(uids, MAX_LIST);
+  return {
+    leftOut,
+    rundirs: list.map((uid) => {
+      const s = st.get(uid);
+      const links = capped(d.links(uid), MAX_LINKS);
       return {
         uid,
         path: s?.path ?? `${d.config.runtimeRoot}/${uid}`,
@@ -30,42 +41,63 @@ function rundirs(d: Daemon, only: number | null) {
         linger: d.linger(uid),
         privateDirs: s?.privateDirs ?? [],
         problems: s?.problems ?? [],
-        warnings: warnings.filter((w) => w.uid === uid).length,
-        reliants: d.diag.reliants().filter((r) => r.uid === uid && !r.inSession).length,
-        links: d.links(uid),
+        problemsLeftOut: s?.problemsLeftOut ?? 0,
+        warnings: warnings.get(uid) ?? 0,
+        reliants: reliants.get(uid) ?? 0,
+        links: links.list,
+        linksLeftOut: links.leftOut,
       };
-    });
+    }),
+  };
 }
 
 export function handlersFor(d: Daemon): ApiHandlers {
   return {
-    status: () => ({
-      version: VERSION,
-      pid: process.pid,
-      mode: d.mode,
-      summary: d.summary(),
-      runtimeRoot: d.config.runtimeRoot,
-      rundirs: rundirs(d, null),
-      instances: d.instances(),
-      warnings: d.diag.current().slice(0, MAX_LIST).map(warningDoc),
-      lastScan: d.diag.lastScan,
-    }),
+    status: () => {
+      const r = rundirs(d, null);
+      const w = capped(d.diag.current(), MAX_LIST);
+      return {
+        version: VERSION,
+        pid: process.pid,
+        mode: d.mode,
+        summary: d.summary(),
+        runtimeRoot: d.config.runtimeRoot,
+        rundirs: r.rundirs,
+        rundirsLeftOut: r.leftOut,
+        instances: d.instances(),
+        warnings: w.list.map(warningDoc),
+        warningsLeftOut: w.leftOut,
+        lastScan: d.diag.lastScan,
+      };
+    },
     timeline: (uid) => {
       const t = d.timeline(uid);
       return t.length === 0 ? null : { uid, path: `${d.config.runtimeRoot}/${uid}`, timeline: t };
     },
-    warnings: () => ({ warnings: d.diag.current().slice(0, MAX_LIST).map(warningDoc) }),
-    reliants: () => ({ reliants: d.diag.reliants().slice(0, MAX_LIST), lastScan: d.diag.lastScan }),
+    warnings: () => {
+      const w = capped(d.diag.current(), MAX_LIST);
+      return { warnings: w.list.map(warningDoc), warningsLeftOut: w.leftOut };
+    },
+    reliants: () => {
+      const r = capped(d.diag.reliants(), MAX_LIST);
+      return { reliants: r.list, reliantsLeftOut: r.leftOut, lastScan: d.diag.lastScan };
+    },
     doctor: async (uid) => {
       await d.diag.fresh();
       const warnings = d.diag.current().filter((w) => uid === null || w.uid === uid);
+      const r = rundirs(d, uid);
+      const w = capped(warnings, MAX_LIST);
+      const rel = capped(d.diag.reliants().filter((x) => uid === null || x.uid === uid), MAX_LIST);
       return {
         uid,
         mode: d.mode,
         healthy: warnings.length === 0,
-        rundirs: rundirs(d, uid),
-        warnings: warnings.slice(0, MAX_LIST).map(warningDoc),
-        reliants: d.diag.reliants().filter((r) => uid === null || r.uid === uid).slice(0, MAX_LIST),
+        rundirs: r.rundirs,
+        rundirsLeftOut: r.leftOut,
+        warnings: w.list.map(warningDoc),
+        warningsLeftOut: w.leftOut,
+        reliants: rel.list,
+        reliantsLeftOut: rel.leftOut,
         lastScan: d.diag.lastScan,
       };
     },

@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { listenApiSocket } from '../effects/apiSocket.js';
+export { rootApiSocket } from './paths.js';
 
 export const API_VERSION = 'v1';
 const MAX_URL = 1024;
@@ -67,11 +68,15 @@ function send(res: ServerResponse, status: number, doc: unknown): void {
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
-/** Listens on `path` (prepared by the caller) with mode 0600, or 0660 and group `gid`. */
 /** Headers must be complete this soon after the connection opens. */
 const HEADERS_MS = 5_000;
 
-export async function startApi(path: string, gid: number | null, h: ApiHandlers, onError: (e: Error) => void): Promise<Server> {
+/** Connections at once on the API socket, and on root's own (the reserve an api-group member cannot take). */
+export const MAX_CONNECTIONS = 64;
+export const ROOT_CONNECTIONS = 16;
+
+/** Listens on `path` (prepared by the caller) with mode 0600, or 0660 and group `gid`. */
+export async function startApi(path: string, gid: number | null, h: ApiHandlers, onError: (e: Error) => void, maxConnections = MAX_CONNECTIONS): Promise<Server> {
   const server = createServer({ maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: HEADERS_MS, keepAliveTimeout: 2_000 }, (req, res) => {
     clearTimeout(headerTimers.get(req.socket));
     headerTimers.delete(req.socket);
@@ -104,7 +109,7 @@ export async function startApi(path: string, gid: number | null, h: ApiHandlers,
       headerTimers.delete(sock);
     });
   });
-  server.maxConnections = 64;
+  server.maxConnections = maxConnections;
   server.on('clientError', (_e, sock) => sock.destroy());
   await listenApiSocket(server, path, gid);
   server.on('error', onError);

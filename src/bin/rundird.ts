@@ -3,7 +3,7 @@
 import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { handlersFor } from '../api/handlers.js';
-import { startApi } from '../api/server.js';
+import { ROOT_CONNECTIONS, rootApiSocket, startApi } from '../api/server.js';
 import { ApiSocketError, prepareApiSocket, removeApiSocket } from '../effects/apiSocket.js';
 import { journaldDestination } from '../journal/journald.js';
 import { groupId } from '../world/passwd.js';
@@ -86,6 +86,10 @@ async function main(): Promise<void> {
       api.close();
       removeApiSocket(cfg.apiSocket, apiIno);
     }
+    if (rootApi) {
+      rootApi.close();
+      removeApiSocket(rootApiSocket(cfg.apiSocket), rootApiIno);
+    }
     await daemon.stop();
     notifier?.close();
     log.flush();
@@ -115,12 +119,20 @@ async function main(): Promise<void> {
   }
   let api: Server | null = null;
   let apiIno = -1;
+  let rootApi: Server | null = null;
+  let rootApiIno = -1;
   try {
     const gid = cfg.apiGroup === null ? null : groupId(cfg.apiGroup);
     if (cfg.apiGroup !== null && gid === null) throw new ApiSocketError(`api-group "${cfg.apiGroup}": no such group`);
     await prepareApiSocket(cfg.apiSocket);
     api = await startApi(cfg.apiSocket, gid, handlersFor(daemon), (e) => log.error({ err: e.message }, `status API: ${e.message}`));
     apiIno = lstatSync(cfg.apiSocket).ino;
+    if (gid !== null) {
+      const rootPath = rootApiSocket(cfg.apiSocket);
+      await prepareApiSocket(rootPath);
+      rootApi = await startApi(rootPath, null, handlersFor(daemon), (e) => log.error({ err: e.message }, `status API: ${e.message}`), ROOT_CONNECTIONS);
+      rootApiIno = lstatSync(rootPath).ino;
+    }
   } catch (e) {
     const why = (e as Error).message;
     if (cli.apiSocketExplicit) fatal(`cannot open the status API socket ${cfg.apiSocket}: ${why}`, EXIT.FAILURE);

@@ -1,8 +1,10 @@
 // rundirctl: asks the daemon's status API and prints for people (or --json for scripts).
 // Exit codes are the interface for scripts: see CTL_EXIT.
+import { lstatSync } from 'node:fs';
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { VERSION } from '../version.js';
+import { rootApiSocket } from '../api/paths.js';
 
 export const CTL_EXIT = { HEALTHY: 0, WARNINGS: 1, USAGE: 64, UNREACHABLE: 69, BAD_ANSWER: 70, NO_PERMISSION: 77 } as const;
 export const DEFAULT_API_SOCKET = '/run/rundird/api.sock';
@@ -78,11 +80,12 @@ const yesNo = (b: boolean | null) => (b === null ? '-' : b ? 'yes' : 'no');
 
 export function formatStatus(s: Obj): string {
   const rows = [['UID', 'PATH', 'LIFECYCLE', 'DIRECTORY', 'LINGER', 'PRIVATE-DIRS', 'LINKS', 'RELIANT', 'WARNINGS']];
-  for (const r of s.rundirs as Obj[]) rows.push([String(r.uid), r.path, r.lifecycle, r.status, yesNo(r.linger), String(r.privateDirs.length), String(r.links.length), String(r.reliants), String(r.warnings)]);
+  for (const r of s.rundirs as Obj[]) rows.push([String(r.uid), r.path, r.lifecycle, r.status, yesNo(r.linger), String(r.privateDirs.length), String(r.links.length + (r.linksLeftOut ?? 0)), String(r.reliants), String(r.warnings)]);
   const out = [`rundird ${s.version} (pid ${s.pid}), ${s.summary}`, ''];
   out.push(s.rundirs.length ? table(rows) : `no rundirs under ${s.runtimeRoot}`);
+  if (s.rundirsLeftOut) out.push(`… and ${s.rundirsLeftOut} more rundirs not listed (rundirctl doctor UID asks for one)`);
   const w = (s.warnings as Obj[]).length;
-  const problems = (s.rundirs as Obj[]).reduce((n, r) => n + r.problems.length, 0);
+  const problems = (s.rundirs as Obj[]).reduce((n, r) => n + r.problems.length + (r.problemsLeftOut ?? 0), 0);
   out.push('', w || problems ? `${w} warnings, ${problems} problems: run rundirctl doctor` : 'no warnings');
   return out.join('\n');
 }
@@ -123,6 +126,18 @@ export interface CtlResult {
   out: string;
 }
 
+/** Root asks on root's own socket when the daemon has one (api-group members cannot crowd it). */
+function pickSocket(path: string): string {
+  if (process.geteuid?.() !== 0) return path;
+  const own = rootApiSocket(path);
+  try {
+    if (lstatSync(own).isSocket()) return own;
+  } catch {
+    // none: the daemon has no api-group
+  }
+  return path;
+}
+
 export async function runCtl(argv: string[]): Promise<CtlResult> {
   let values;
   let positionals: string[];
@@ -137,7 +152,7 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
   }
   if (values.help) return { code: 0, out: CTL_USAGE };
   if (values.version || positionals[0] === 'version') return { code: 0, out: `rundirctl ${VERSION}` };
-  const sock = values['api-socket'] ?? DEFAULT_API_SOCKET;
+  const sock = pickSocket(values['api-socket'] ?? DEFAULT_API_SOCKET);
   const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
   if (!(timeout > 0)) throw new CtlError(CTL_EXIT.USAGE, `--timeout: expected seconds, got "${values.timeout}"`);
   const [cmd, arg, ...rest] = positionals;

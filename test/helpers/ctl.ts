@@ -10,9 +10,9 @@ export interface CtlRun {
   err: string;
 }
 
-export function runCtl(args: string[], uid?: number): Promise<CtlRun> {
+export function runCtl(args: string[], uid?: number, gid = uid): Promise<CtlRun> {
   return new Promise((res) => {
-    const c = spawn(process.execPath, [CTL, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid: uid } : {}) });
+    const c = spawn(process.execPath, [CTL, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid } : {}) });
     let out = '';
     let err = '';
     c.stdout!.on('data', (b: Buffer) => (out += b));
