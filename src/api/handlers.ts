@@ -4,7 +4,7 @@ import type { Daemon } from '../daemon/daemon.js';
 import { EVENTS } from '../journal/events.js';
 import type { Warning } from '../reconcile/diagnose.js';
 import { VERSION } from '../version.js';
-import type { ApiHandlers } from './server.js';
+import { HttpError, type ApiHandlers } from './server.js';
 
 const MAX_LIST = 1000;
 /** Links listed per rundir: a user decides how many sources there are. */
@@ -46,6 +46,7 @@ function rundirs(d: Daemon, only: number | null) {
         reliants: reliants.get(uid) ?? 0,
         links: links.list,
         linksLeftOut: links.leftOut,
+        rescue: [...(d.config.rescue.get(uid) ?? [])],
       };
     }),
   };
@@ -69,6 +70,18 @@ export function handlersFor(d: Daemon): ApiHandlers {
         warningsLeftOut: w.leftOut,
         lastScan: d.diag.lastScan,
       };
+    },
+    wait: async (uid, socket, timeoutMs, signal) => {
+      // The rundir's sync arms watches on the socket's directories, and looks.
+      const p = d.waiters.wait(uid, socket, timeoutMs, signal);
+      if (p === null) throw new HttpError(503, 'too many waits at once; try again');
+      d.kick(uid);
+      return { uid, socket, ...(await p) };
+    },
+    linger: async (uid) => {
+      const r = await d.lingerFor(uid, 'rundirctl rescue', 'rundirctl');
+      if (!r.ok) throw new HttpError(502, `logind refused: ${r.error}`);
+      return { uid, linger: true };
     },
     timeline: (uid) => {
       const t = d.timeline(uid);

@@ -11,6 +11,10 @@ export const MAX_RESPONSE = 4 * 1024 * 1024;
 
 export interface ApiHandlers {
   status(): unknown;
+  /** Answers when the rundir is live (and the socket accepts a connection), or at the timeout. */
+  wait(uid: number, socket: string | null, timeoutMs: number, signal: AbortSignal): Promise<unknown>;
+  /** Root only: asks logind to keep the UID's rundir (rundirctl rescue UID --linger). */
+  linger(uid: number): Promise<unknown>;
   timeline(uid: number): unknown | null;
   warnings(): unknown;
   reliants(): unknown;
@@ -32,12 +36,30 @@ function parseUidParam(s: string | null): number | null {
   return Number(s);
 }
 
-async function route(h: ApiHandlers, req: IncomingMessage): Promise<unknown> {
-  if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'read-only API: GET only');
+/** The longest rundirctl wait, in seconds. */
+export const MAX_WAIT_S = 3600;
+
+async function route(h: ApiHandlers, req: IncomingMessage, rootOnly: boolean, signal: AbortSignal): Promise<unknown> {
   if ((req.url ?? '').length > MAX_URL) throw new HttpError(414, 'URL too long');
   if (req.headers['transfer-encoding'] || Number(req.headers['content-length'] ?? 0) > 0) throw new HttpError(413, 'no request bodies here');
   const url = new URL(req.url ?? '/', 'http://rundird');
   const p = url.pathname;
+  const lm = /^\/v1\/rundirs\/([0-9]+)\/linger$/.exec(p);
+  if (lm && req.method === 'POST') {
+    // The one thing that changes anything: only on a socket that root alone can open.
+    if (!rootOnly) throw new HttpError(403, 'only on root\'s own socket (rundirctl as root)');
+    return h.linger(parseUidParam(lm[1]!)!);
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'GET only (POST /v1/rundirs/UID/linger for root)');
+  const wm = /^\/v1\/rundirs\/([0-9]+)\/wait$/.exec(p);
+  if (wm) {
+    const uid = parseUidParam(wm[1]!)!;
+    const socket = url.searchParams.get('socket');
+    if (socket !== null && !/^[^/\0]{1,255}(\/[^/\0]{1,255}){0,3}$/.test(socket) || socket?.split('/').some((c) => c === '.' || c === '..')) throw new HttpError(400, `"${socket}" is not a path inside the rundir`);
+    const t = Number(url.searchParams.get('timeout') ?? 90);
+    if (!(t > 0 && t <= MAX_WAIT_S)) throw new HttpError(400, `timeout: seconds from 0 to ${MAX_WAIT_S}`);
+    return h.wait(uid, socket, t * 1000, signal);
+  }
   if (p === '/v1/status') return h.status();
   if (p === '/v1/warnings') return h.warnings();
   if (p === '/v1/reliants') return h.reliants();
@@ -77,6 +99,8 @@ export const ROOT_CONNECTIONS = 16;
 
 /** Listens on `path` (prepared by the caller) with mode 0600, or 0660 and group `gid`. */
 export async function startApi(path: string, gid: number | null, h: ApiHandlers, onError: (e: Error) => void, maxConnections = MAX_CONNECTIONS): Promise<Server> {
+  // A socket only root can open (no api-group, or root's own beside it) may ask for linger.
+  const rootOnly = gid === null;
   const server = createServer({ maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: HEADERS_MS, keepAliveTimeout: 2_000 }, (req, res) => {
     clearTimeout(headerTimers.get(req.socket));
     headerTimers.delete(req.socket);
@@ -84,7 +108,9 @@ export async function startApi(path: string, gid: number | null, h: ApiHandlers,
     // under Node's own checks again.
     res.shouldKeepAlive = false;
     req.resume(); // drain anything sent anyway
-    route(h, req).then(
+    const ac = new AbortController();
+    res.once('close', () => ac.abort());
+    route(h, req, rootOnly, ac.signal).then(
       (doc) => send(res, 200, doc),
       (e: unknown) => {
         if (e instanceof HttpError) send(res, e.status, { error: e.message });

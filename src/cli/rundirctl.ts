@@ -15,6 +15,11 @@ Commands:
   status          every rundir: state, lifecycle, linger, private dirs, warnings
   timeline UID    what happened to /run/user/UID, when, and caused by what
   doctor [UID]    a fresh look at who relies on which rundir: the diagnosis and the fix
+  wait UID [--socket NAME] [--timeout SECONDS]
+                  returns as soon as /run/user/UID is live (and NAME in it accepts a
+                  connection); exit 1 at the timeout (default 90 s), saying what it waited for
+  rescue UID --linger
+                  (root) asks logind to keep /run/user/UID for good, as the linger policy does
 
 Options:
   --api-socket PATH  the daemon's status API (default ${DEFAULT_API_SOCKET})
@@ -36,9 +41,9 @@ export class CtlError extends Error {
 
 const MAX_ANSWER = 8 * 1024 * 1024;
 
-export function get(socketPath: string, path: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+export function get(socketPath: string, path: string, timeoutMs: number, method = 'GET'): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'GET', timeout: timeoutMs }, (res) => {
+    const req = request({ socketPath, path, method, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
@@ -117,6 +122,7 @@ export function formatDoctor(d: Obj): string {
     else if (outside.length) out.push(`  ${outside.length} services outside login sessions rely on a rundir: ${list}. Without logind rundird cannot tell whether it will be kept.`);
   }
   if (inside.length) out.push(`  ${inside.length} units inside login sessions use their own rundir (fine).`);
+  for (const r of (d.rundirs as Obj[]).filter((x) => x.rescue?.length)) out.push(`  Kiosk rescue for UID ${r.uid}: ${r.rescue.join(', ')} (what it did: rundirctl timeline ${r.uid}).`);
   if (d.lastScan) out.push(`  Looked at ${d.lastScan.scanned} processes in ${d.lastScan.ms} ms${d.lastScan.unreadable ? `; ${d.lastScan.unreadable} could not be read` : ''}.`);
   return out.join('\n');
 }
@@ -145,7 +151,7 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
     ({ values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { 'api-socket': { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { 'api-socket': { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' }, socket: { type: 'string' }, linger: { type: 'boolean' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (e) {
     throw new CtlError(CTL_EXIT.USAGE, `${(e as Error).message}\n\n${CTL_USAGE}`);
@@ -153,7 +159,7 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
   if (values.help) return { code: 0, out: CTL_USAGE };
   if (values.version || positionals[0] === 'version') return { code: 0, out: `rundirctl ${VERSION}` };
   const sock = pickSocket(values['api-socket'] ?? DEFAULT_API_SOCKET);
-  const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
+  const timeout = values.timeout === undefined ? (positionals[0] === 'wait' ? 90 : 10) : Number(values.timeout);
   if (!(timeout > 0)) throw new CtlError(CTL_EXIT.USAGE, `--timeout: expected seconds, got "${values.timeout}"`);
   const [cmd, arg, ...rest] = positionals;
   const uidArg = (required: boolean): string | null => {
@@ -189,6 +195,25 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       const { body } = await ask(`/v1/doctor${uid === null ? '' : `?uid=${uid}`}`);
       const d = body as Obj;
       return { code: d.healthy ? CTL_EXIT.HEALTHY : CTL_EXIT.WARNINGS, out: values.json ? json(d) : formatDoctor(d) };
+    }
+    case 'wait': {
+      const uid = uidArg(true)!;
+      const q = new URLSearchParams({ timeout: String(timeout) });
+      if (values.socket !== undefined) q.set('socket', values.socket);
+      // The daemon answers when it is so (or at the timeout); a little longer for the answer itself.
+      const r = await get(sock, `/v1/rundirs/${uid}/wait?${q}`, timeout * 1000 + 5000);
+      if (r.status !== 200) throw new CtlError(r.status === 400 ? CTL_EXIT.USAGE : CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}: ${(r.body as Obj)?.error ?? ''}`);
+      const b = r.body as Obj;
+      if (values.json) return { code: b.ready ? CTL_EXIT.HEALTHY : CTL_EXIT.WARNINGS, out: json(b) };
+      return b.ready ? { code: CTL_EXIT.HEALTHY, out: '' } : { code: CTL_EXIT.WARNINGS, out: `timed out after ${timeout} s, still waiting for ${b.waitingFor}` };
+    }
+    case 'rescue': {
+      const uid = uidArg(true)!;
+      if (!values.linger) throw new CtlError(CTL_EXIT.USAGE, `rescue: say what to do (--linger)\n\n${CTL_USAGE}`);
+      const r = await get(sock, `/v1/rundirs/${uid}/linger`, timeout * 1000, 'POST');
+      if (r.status === 403) throw new CtlError(CTL_EXIT.NO_PERMISSION, `rescue: ${(r.body as Obj)?.error ?? 'refused'}`);
+      if (r.status !== 200) throw new CtlError(CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}: ${(r.body as Obj)?.error ?? ''}`);
+      return { code: CTL_EXIT.HEALTHY, out: values.json ? json(r.body) : `logind keeps /run/user/${uid} for good now (linger)` };
     }
     case undefined:
       throw new CtlError(CTL_EXIT.USAGE, CTL_USAGE);

@@ -7,6 +7,9 @@ import { globToRegExp } from '../world/instances.js';
 import { checkRuleGraph } from '../reconcile/links.js';
 import { DEFAULT_LINK_RULES, checkRulePath, type LinkRule } from '../world/links.js';
 
+export type RescuePolicy = 'linger' | 'restore';
+export const RESCUE_POLICIES: readonly RescuePolicy[] = ['linger', 'restore'];
+
 export const DEFAULT_CONFIG_PATH = '/etc/rundird/rundird.yaml';
 export const CONFIG_ENV = 'RUNDIRD_CONFIG';
 
@@ -43,6 +46,8 @@ export interface Config {
    * of one rundir): a user's million files are reported, never walked on every event.
    */
   maxEntries: number;
+  /** Kiosk rescue, opt-in per UID (docs/kiosk.md): `linger` and/or `restore`. */
+  rescue: Map<number, Set<RescuePolicy>>;
   privateDirs: {
     /** null: every UID. */
     uids: UidRange[] | null;
@@ -64,6 +69,7 @@ export const DEFAULTS: Config = {
   logLevel: 'info',
   snapRemovalGrace: 30,
   maxEntries: 4096,
+  rescue: new Map(),
   privateDirs: { uids: null, filter: { include: ['*'], exclude: [] }, perUid: new Map() },
 };
 
@@ -191,7 +197,7 @@ function bounded(v: Validator, node: Node & { items: unknown[] }, key: string, m
   if (node.items.length > max) v.fail(node, key, `${node.items.length} entries; at most ${max}`);
 }
 
-const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'proc-root', 'api-socket', 'api-group', 'snapd-socket', 'snapd-state', 'links', 'log-level', 'snap-removal-grace', 'max-entries', 'private-dirs'] as const;
+const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'proc-root', 'api-socket', 'api-group', 'snapd-socket', 'snapd-state', 'links', 'log-level', 'snap-removal-grace', 'max-entries', 'rescue', 'private-dirs'] as const;
 const PRIVATE_KEYS = ['uids', 'include', 'exclude', 'users'] as const;
 const FILTER_KEYS = ['include', 'exclude'] as const;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -306,6 +312,28 @@ export function parseConfig(text: string, file: string): Config {
   if (grace !== undefined) cfg.snapRemovalGrace = v.number(grace, 'snap-removal-grace', 0, 86400);
   const me = get('max-entries');
   if (me !== undefined) cfg.maxEntries = Math.floor(v.number(me, 'max-entries', 64, 1_000_000));
+
+  const rs = get('rescue');
+  if (rs !== undefined) {
+    if (!isMap(rs)) v.fail(rs, 'rescue', 'expected a mapping of UID to a list of policies (linger, restore)');
+    bounded(v, rs, 'rescue', CONFIG_LIMITS.users);
+    for (const pair of rs.items) {
+      const keyNode = pair.key as Node;
+      const raw = isScalar(keyNode) ? String(keyNode.value) : '';
+      const uid = parseUid(raw);
+      if (uid === null) v.fail(keyNode, `rescue.${SHOWN_KEY.test(raw) ? raw : '(not shown)'}`, 'not a UID');
+      if (cfg.rescue.has(uid)) v.fail(keyNode, `rescue.${uid}`, 'YAML syntax: a mapping key given twice');
+      const list = pair.value as Node;
+      if (!isSeq(list) || list.items.length === 0) v.fail(list, `rescue.${uid}`, `expected a list of policies: ${RESCUE_POLICIES.join(', ')}`);
+      const set = new Set<RescuePolicy>();
+      for (const [i, item] of list.items.entries()) {
+        const p = v.str(item as Node, `rescue.${uid}[${i}]`);
+        if (!(RESCUE_POLICIES as readonly string[]).includes(p)) v.fail(item as Node, `rescue.${uid}[${i}]`, `"${SHOWN_KEY.test(p) ? p : '(not shown)'}" is not a policy (${RESCUE_POLICIES.join(', ')})`);
+        set.add(p as RescuePolicy);
+      }
+      cfg.rescue.set(uid, set);
+    }
+  }
 
   const pd = get('private-dirs');
   if (pd !== undefined) {

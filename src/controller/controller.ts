@@ -23,6 +23,8 @@ import { WorkQueue } from './queue.js';
 import { addTimeline, isEmpty, madeCount, newRecord, type Made, type UidRecord } from './record.js';
 import { parse, serialize, STORE_MAX_BYTES, storePath, StoreError, type Kept } from './store.js';
 import { Watches } from './watches.js';
+import { Rescuer } from './rescue.js';
+import { rundirStatus as statusOf } from '../reconcile/planner.js';
 
 /** How long after a change the records are written (coalescing a burst). */
 const SAVE_DELAY_MS = 250;
@@ -48,12 +50,19 @@ export interface ControllerHost {
   askSnapd(): void;
   sourceError(source: string, e: Error): void;
   onIdle(): void;
+  /** Kiosk rescue: sockets that services outside any session hold in the UID's rundir (path → unit). */
+  reliantSockets(uid: number): Map<string, string>;
+  gidOf(uid: number): number;
+  requestScan(): void;
+  /** More directories of a UID's rundir to watch (those of sockets rundirctl wait is waiting for). */
+  extraWatchDirs(uid: number): string[];
 }
 
 export class Controller {
   readonly records = new Map<number, UidRecord>();
   readonly queue: WorkQueue;
   readonly watches: Watches;
+  readonly rescue: Rescuer;
   /** UIDs whose watches are set once the writes of this burst are done. */
   private readonly toWatch = new Map<number, Set<string>>();
   private readonly seenDirs = new Map<number, Map<string, NodeStat | null>>();
@@ -77,9 +86,19 @@ export class Controller {
         this.queue.addAfter(uid, ARM_RETRY_MS);
       },
     );
+    this.rescue = new Rescuer({
+      config: () => host.config(),
+      rootFd: () => host.rootFd(),
+      selfUid: host.selfUid,
+      log: host.log,
+      reliantSockets: (uid) => host.reliantSockets(uid),
+      gidOf: (uid) => host.gidOf(uid),
+      requestScan: () => host.requestScan(),
+    });
     this.queue = new WorkQueue({
       hints: () => {
         this.facts.newTurn();
+        this.rescue.newTurn();
         host.hints(this.queue);
       },
       hasHints: () => host.hasHints(),
@@ -87,6 +106,11 @@ export class Controller {
       idle: () => this.idle(),
       error: (uid, e) => host.log.error({ uid: uid ?? undefined, err: e }, uid === null ? 'reconcile pass failed' : 'reconcile failed for this uid'),
     });
+  }
+
+  /** The sockets the restore policy would keep for a UID (who relies on them), for change detection. */
+  rescueReliants(uid: number): string[] {
+    return [...this.host.reliantSockets(uid).keys()].sort();
   }
 
   record(uid: number): UidRecord {
@@ -110,7 +134,13 @@ export class Controller {
   /** Reads one UID's world, plans, applies, settles and journals. */
   sync(uid: number): void {
     const rec = this.record(uid);
-    const snap = this.snapshot(uid, rec);
+    let snap = this.snapshot(uid, rec);
+    if (this.rescue.wants(uid, rec)) {
+      // Kiosk rescue first: a rundir it makes again is then read afresh for its private dirs and links.
+      const status = statusOf(snap.actual);
+      const lifecycle = lifecycleSteps(rec.lifecycle, status, snap.logind, rec.jobs).at(-1) ?? rec.lifecycle;
+      if (this.rescue.sync(uid, rec, snap.actual, status, lifecycle)) snap = this.snapshot(uid, rec);
+    }
     const plan = planUid(snap, rec, this.host.selfUid);
     const rootFd = this.host.rootFd();
     const applied = rootFd === null ? { outcomes: [], linkOutcomes: [], stale: false } : applyPlan(rootFd, plan.privdirs, plan.links, this.host.selfUid);
@@ -194,6 +224,8 @@ export class Controller {
     if (rearm) this.watches.drop(uid);
     const dirs = new Set<string>(['']);
     for (const d of snap.links?.dirs ?? []) dirs.add(d);
+    for (const d of this.rescue.watchDirs(uid)) dirs.add(d);
+    for (const d of this.host.extraWatchDirs(uid)) dirs.add(d);
     if (hold && !rearm) for (const d of this.toWatch.get(uid) ?? []) dirs.add(d);
     const seen = new Map(snap.links?.stat ?? []);
     seen.set('', snap.actual.node);
@@ -234,6 +266,7 @@ export class Controller {
 
   /** Forgets everything of the old runtime root (a reload moved it). */
   reset(): void {
+    this.rescue.dropAll();
     this.records.clear();
     this.watches.dropAll();
     this.toWatch.clear();
@@ -247,6 +280,7 @@ export class Controller {
   load(): void {
     const cfg = this.host.config();
     const file = (this.storeFile = storePath(cfg.apiSocket, cfg.runtimeRoot));
+    this.rescue.load();
     let made: Map<number, Kept>;
     try {
       const text = readStateFile(file, STORE_MAX_BYTES);

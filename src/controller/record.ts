@@ -4,6 +4,7 @@
 import type { DirRecord, LinkRecord } from '../reconcile/links.js';
 import { ABSENT, type JobSeen, type Observed } from '../reconcile/lifecycle.js';
 import type { Problem } from '../reconcile/planner.js';
+import { emptyRescue, type RescueRecord } from '../reconcile/rescue.js';
 import type { LifecycleState } from '../world/logind.js';
 import type { TimelineEntry } from '../world/timeline.js';
 import type { CreatedRecord } from '../world/types.js';
@@ -40,6 +41,8 @@ export interface UidRecord {
    * more (answer count then) or the deadline (ms since the epoch) passed.
    */
   held: Map<string, { answers: number; until: number }>;
+  /** Kiosk rescue (restore policy): what rundird showed in a covering tmpfs, the rundir it made again, failures said. */
+  rescue: RescueRecord;
 }
 
 export const TIMELINE_LIMIT = 64;
@@ -48,7 +51,7 @@ export const PROBLEM_LIMIT = 256;
 export const emptyMade = (): Made => ({ rundir: null, privdirs: new Map(), links: new Map(), dirs: new Map() });
 
 export function newRecord(uid: number): UidRecord {
-  return { uid, observed: ABSENT, lifecycle: 'absent', made: emptyMade(), covered: null, problems: new Map(), problemsLeftOut: 0, timeline: [], jobs: [], held: new Map() };
+  return { uid, observed: ABSENT, lifecycle: 'absent', made: emptyMade(), covered: null, problems: new Map(), problemsLeftOut: 0, timeline: [], jobs: [], held: new Map(), rescue: emptyRescue() };
 }
 
 export function addTimeline(r: UidRecord, event: string, detail: string, at = new Date()): void {
@@ -62,5 +65,5 @@ export function madeCount(m: Made): number {
 
 /** A record with nothing worth keeping: absent, nothing made, nothing said, no timeline. */
 export function isEmpty(r: UidRecord): boolean {
-  return r.observed.status === 'absent' && r.covered === null && madeCount(r.made) === 0 && r.problems.size === 0 && r.timeline.length === 0 && r.jobs.length === 0 && r.held.size === 0;
+  return r.observed.status === 'absent' && r.covered === null && madeCount(r.made) === 0 && r.problems.size === 0 && r.timeline.length === 0 && r.jobs.length === 0 && r.held.size === 0 && r.rescue.shown.size === 0 && r.rescue.shownDirs.size === 0 && r.rescue.remade === null;
 }

@@ -17,6 +17,7 @@ import { Logind } from '../sources/dbus/logind.js';
 import { watchMountTable } from '../sources/mounts.js';
 import { watchDir } from '../sources/watchDir.js';
 import { inotifyDoubt } from '../sources/inotifyDoubt.js';
+import { Waiters } from './waiters.js';
 import type { LifecycleState } from '../world/logind.js';
 import { Passwd } from '../world/passwd.js';
 import type { TimelineEntry } from '../world/timeline.js';
@@ -80,6 +81,7 @@ export class Daemon {
   private readonly facts: Facts;
   private readonly ctl: Controller;
   readonly diag: Diagnostics;
+  readonly waiters: Waiters;
   private logind: Logind | null = null;
   private busDown = false;
 
@@ -98,6 +100,10 @@ export class Daemon {
   private lastResync = 0;
   private lastLostLog = 0;
   private resyncsUnsaid = 0;
+  /** What the restore policy last saw of who relies on each UID's rundir. */
+  private readonly rescueSeen = new Map<number, string>();
+  /** Linger asked for (by policy), per UID: once, not on every warning. */
+  private readonly lingerAsked = new Set<number>();
 
   constructor(config: Config, opts: DaemonOptions) {
     this.cfg = config;
@@ -133,6 +139,7 @@ export class Daemon {
         hints: (q) => this.hints(q),
         hasHints: () => this.mountsDirty || this.snapsDirty || this.allDirty,
         settled: (uid, rec, s) => {
+          this.waiters.check(uid);
           for (const t of s.transitions) this.diag.onLifecycle(uid, t.prev, t.state, { status: rec.observed.status, session: t.session, deadline: t.deadline });
           if (s.mountedFrom) this.diag.onMounted(uid, s.mountedFrom);
         },
@@ -142,9 +149,25 @@ export class Daemon {
           this.diag.evaluateSoon();
           this.onIdleCb?.();
         },
+        reliantSockets: (uid) => {
+          const out = new Map<string, string>();
+          for (const r of this.diag.reliants()) if (r.uid === uid && !r.inSession) for (const p of r.sockets) out.set(p, r.label);
+          return out;
+        },
+        gidOf: (uid) => this.passwd.gid(uid),
+        extraWatchDirs: (uid) => this.waiters.dirs(uid),
+        requestScan: () => this.diag.requestScanLater(200),
       },
       this.facts,
     );
+    this.waiters = new Waiters({
+      rundir: (uid) => join(this.cfg.runtimeRoot, String(uid)),
+      live: (uid) => {
+        const r = this.ctl.records.get(uid);
+        const st = r?.observed.status;
+        return (st === 'plain' || st === 'tmpfs' || st === 'mounted') && (r!.lifecycle === 'live' || r!.lifecycle === 'absent');
+      },
+    });
     this.diag = new Diagnostics(
       {
         mode: () => this.mode,
@@ -154,6 +177,19 @@ export class Daemon {
         userName: (uid) => this.passwd.name(uid),
         note: (uid, event, detail) => this.ctl.note(uid, event, detail),
         unitPids: async (unit) => (this.logind ? this.logind.unitPids(unit) : null),
+        raised: (w) => {
+          // The linger policy: logind is asked to keep the rundir the moment it is known to be at risk.
+          if ((w.event === 'reliant-without-linger' || w.event === 'rundir-closing-under-services') && this.cfg.rescue.get(w.uid)?.has('linger')) void this.lingerFor(w.uid, w.subject, 'policy');
+        },
+        evaluated: () => {
+          // The restore policy acts on who relies on what: its UIDs are synced when that changed.
+          for (const uid of this.cfg.rescue.keys()) {
+            const sig = [...this.ctl.rescueReliants(uid)].join('\n');
+            if (sig === (this.rescueSeen.get(uid) ?? '')) continue;
+            this.rescueSeen.set(uid, sig);
+            this.ctl.queue.add(uid);
+          }
+        },
       },
       this.log,
       { procRoot: config.procRoot, selfPid: opts.selfPid ?? process.pid },
@@ -166,6 +202,36 @@ export class Daemon {
 
   get config(): Config {
     return this.cfg;
+  }
+
+  /**
+   * Kiosk rescue, linger: asks logind to keep the UID's rundir for good. By policy once per UID
+   * (a refusal is said, not retried in a loop); by hand (rundirctl rescue) whenever asked.
+   */
+  async lingerFor(uid: number, cause: string, by: 'policy' | 'rundirctl'): Promise<{ ok: boolean; error?: string }> {
+    const path = join(this.cfg.runtimeRoot, String(uid));
+    if (by === 'policy') {
+      if (this.lingerAsked.has(uid)) return { ok: true };
+      this.lingerAsked.add(uid);
+    }
+    if (this.linger(uid) === true) return { ok: true };
+    try {
+      if (!this.logind?.present) throw new Error('logind is not on the system bus');
+      await this.logind.setUserLinger(uid);
+      logEvent(this.log, 'rescue-linger', { uid, path, unit: cause, by }, `asked logind to keep ${path} for good (linger), ${by === 'policy' ? `because ${cause} relies on it outside any session (linger policy)` : 'by hand (rundirctl rescue)'}`);
+      this.ctl.note(uid, 'rescue-linger', by === 'policy' ? `for ${cause}` : 'by hand');
+      return { ok: true };
+    } catch (e) {
+      const error = (e as Error).message;
+      logEvent(this.log, 'rescue-failed', { uid, path, action: 'linger', error }, `could not ask logind to keep ${path} for good: ${error}`);
+      this.ctl.note(uid, 'rescue-failed', `linger: ${error}`);
+      return { ok: false, error };
+    }
+  }
+
+  /** Reads one UID's world again soon (a new wait watches more of it). */
+  kick(uid: number): void {
+    this.ctl.queue.add(uid);
   }
 
   /** Whether logind keeps this UID's rundir without sessions; null without logind. */
@@ -247,6 +313,7 @@ export class Daemon {
   }
 
   async stop(): Promise<void> {
+    this.waiters.stop();
     this.ctl.queue.stop();
     this.diag.stop();
     this.snapd.stop();

@@ -21,6 +21,10 @@ export interface DiagHost {
   note(uid: number, event: string, detail: string): void;
   /** The PIDs of a unit (systemd's GetUnitProcesses); null when that cannot be asked. */
   unitPids(unit: string): Promise<number[] | null>;
+  /** A warning was raised (said for the first time for its cause): the rescue policies act on it. */
+  raised?(w: Warning): void;
+  /** An evaluation is done: who relies on what may have changed. */
+  evaluated?(): void;
 }
 
 export interface DiagOptions {
@@ -235,6 +239,7 @@ export class Diagnostics {
       raised++;
       logEvent(this.log, w.event, { uid: w.uid, path: w.path, unit: w.unit ?? undefined, instance: w.instance ?? undefined, object_pid: w.pid ?? undefined, subject: w.subject, remedy: w.remedy, ...w.fields }, w.message);
       this.host.note(w.uid, w.event, `${w.subject}: ${w.message}`);
+      this.host.raised?.(w);
     }
     if (held > 0) this.log.warn({ held }, `${held} more warnings held back; rundirctl doctor lists them all`);
     for (const k of this.said) {
@@ -246,5 +251,6 @@ export class Diagnostics {
     }
     this.warnings = now;
     this.reliantList = reliants;
+    this.host.evaluated?.();
   }
 }

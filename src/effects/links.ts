@@ -25,7 +25,7 @@ export interface LinkOutcome {
   retry?: boolean;
 }
 
-interface Make {
+export interface Make {
   dirs: Set<string>;
   owner: number;
   group: number;
@@ -39,7 +39,7 @@ interface Make {
 const refused = (what: string, detail: string) => Object.assign(new Error(`${what}: ${detail}`), { code: 'EPERM' });
 
 /** Opens a rundir-relative directory one component at a time, each with O_NOFOLLOW, each owned by `uid`. */
-function openRel(rundirFd: number, rel: string, uid: number, make?: Make): number {
+export function openRel(rundirFd: number, rel: string, uid: number, make?: Make): number {
   let fd = rundirFd;
   const parts = rel === '' ? [] : rel.split('/');
   try {

@@ -42,6 +42,13 @@ export const EVENTS = {
   'records-loaded': { id: '6ff2455de72e4b48a52564a7cb0d5e2e', priority: 6, summary: 'rundird read back what it had made before it restarted' },
   'records-set-aside': { id: '55ee8cd438694457bd657a73a69c3240', priority: 4, summary: 'a records file of rundird could not be trusted and was set aside' },
   'events-lost': { id: 'f499dc259de5438faa26341b67ec5111', priority: 4, summary: 'inotify events may have been lost; everything was read again' },
+  'rescue-kept': { id: '58dc6cb68acd429f8840d9ef949da35d', priority: 6, summary: 'a socket of a service outside any session is kept in a rescue link' },
+  'rescue-shown': { id: 'a33cbe9ae5624cd397f7be072687bba7', priority: 5, summary: 'a socket hidden by a tmpfs is reachable at its path again' },
+  'rescue-unshown': { id: '7b8cff71c040475e8590f6232d5c8ecf', priority: 6, summary: 'a rescue symlink in a tmpfs was removed as its session ended' },
+  'rescue-restored': { id: 'bd5de1dde10c4adc80638b59ab3418b1', priority: 5, summary: 'a runtime directory was made again and a kept socket put back' },
+  'rescue-dropped': { id: '352f19429b2742ae8f17ea4f105f84a8', priority: 6, summary: 'a rescue link was dropped: its server is gone' },
+  'rescue-failed': { id: '5b0f72b50c9e4a8f8c43aea410e20ac2', priority: 4, summary: 'kiosk rescue could not do one of its steps' },
+  'rescue-linger': { id: '8392bb9a97e245c4b8f2e54a3f961c6e', priority: 5, summary: 'rundird asked logind to keep a runtime directory for good (linger)' },
 } as const;
 
 export type EventName = keyof typeof EVENTS;

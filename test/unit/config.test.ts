@@ -54,6 +54,17 @@ describe('config', () => {
     expect(e.message.startsWith(`${F}:${line}: key "${key}"`)).toBe(true);
   });
 
+  it('reads rescue policies per UID and max-entries, and refuses what is not one', () => {
+    const c = parseConfig('rescue:\n  0: [restore]\n  1000: [linger, restore]\nmax-entries: 100\n', F);
+    expect(c.rescue).toEqual(new Map([[0, new Set(['restore'])], [1000, new Set(['linger', 'restore'])]]));
+    expect(c.maxEntries).toBe(100);
+    expect(() => parseConfig('rescue:\n  0: [rescue-me]\n', F)).toThrow(/rescue.0\[0\].*not a policy/);
+    expect(() => parseConfig('rescue:\n  root: [linger]\n', F)).toThrow(/not a UID/);
+    expect(() => parseConfig('rescue:\n  0: []\n', F)).toThrow(/list of policies/);
+    expect(() => parseConfig('rescue:\n  0: [linger]\n  "0": [restore]\n', F)).toThrow(/given twice/);
+    expect(() => parseConfig('max-entries: 10\n', F)).toThrow(/max-entries.*64/);
+  });
+
   it('names the line of a YAML syntax error', () => {
     const e = err('snap-root: /snap\nprivate-dirs: [unclosed\n');
     expect(e.line).toBeGreaterThanOrEqual(2);

@@ -292,6 +292,19 @@ export class Logind {
     }
   }
 
+  /**
+   * Asks logind to keep the UID's rundir for good (linger), as `loginctl enable-linger` does:
+   * SetUserLinger(uid, true, interactive=false). Logind emits no change signal for Linger, so
+   * the user is read again. Throws what logind answered.
+   */
+  async setUserLinger(uid: number): Promise<void> {
+    if (this.bus.owner(LOGIN1) === null) throw new Error('logind is not on the bus');
+    await this.bus.call(LOGIN1, '/org/freedesktop/login1', MANAGER, 'SetUserLinger', 'ubb', [uid, true, false]);
+    const path = await this.userPath(uid);
+    if (path) await this.readUser(uid, path);
+    else this.cb.dirty(uid);
+  }
+
   /** A unit's processes (GetUnitProcesses, systemd ≥ 238); null when systemd cannot say. */
   async unitPids(unit: string): Promise<number[] | null> {
     if (this.bus.owner(SYSTEMD1) === null) return null;
