@@ -59,6 +59,8 @@ export type Flavor = 'systemd256' | 'systemd249' | 'elogind';
 export class FakeLogind {
   private n = 0;
   private readonly done = new Map<number, string>();
+  /** SetUserLinger calls the double received, as of the last `linger-calls` command. */
+  lingerCalls: [number, boolean][] = [];
   private constructor(readonly proc: ChildProcess) {}
 
   static async start(address: string, runtimeRoot: string, flavor: Flavor): Promise<FakeLogind> {
@@ -68,6 +70,7 @@ export class FakeLogind {
     let ready = false;
     createInterface({ input: proc.stdout! }).on('line', (l) => {
       if (l === 'ready') ready = true;
+      if (l.startsWith('linger-calls ')) f.lingerCalls = JSON.parse(l.slice('linger-calls '.length)) as [number, boolean][];
       const m = /^(ok|err) (\d+) ?(.*)$/.exec(l);
       if (m) f.done.set(Number(m[2]), m[1] === 'ok' ? '' : m[3]!);
     });

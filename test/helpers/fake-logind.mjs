@@ -6,6 +6,8 @@
 //   {"op":"logout","session":"c1","delayMs":50}     {"op":"garbage"}   {"op":"exit"}
 //   {"op":"unit","name":"kiosk.service","pids":[123]}  a unit started: JobNew/JobRemoved, GetUnitProcesses
 //   {"op":"stopdelay","usec":500000}                   UserStopDelayUSec from now on
+//   {"op":"refuse-linger","message":"..."}             SetUserLinger fails (null: works again)
+//   {"op":"linger-calls"}                              prints `linger-calls [[uid,enable],…]`
 import dbus from 'dbus-next';
 import { mkdirSync, rmSync, chownSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -24,6 +26,8 @@ const units = new Map(); // name -> Unit iface
 const unitPids = new Map(); // name -> pids (GetUnitProcesses)
 let stopDelayUSec = 10_000_000;
 let jobSeq = 100;
+const lingerCalls = []; // [uid, enable] as asked over the bus
+let lingerRefusal = null; // a message: SetUserLinger fails with it (EUNATCH, as a minimal 257 root does)
 
 const userPath = (uid) => `/org/freedesktop/login1/user/_${uid}`;
 const sessionPath = (id) => `/org/freedesktop/login1/session/${id}`;
@@ -43,6 +47,23 @@ class Manager extends Interface {
   SessionRemoved(id, path) { return [id, path]; }
   PrepareForShutdown(b) { return b; }
   get UserStopDelayUSec() { return stopDelayUSec; }
+  // As logind: linger on starts the user's runtime dir (its tmpfs) at once, whatever is at the path.
+  SetUserLinger(uid, enable, _interactive) {
+    if (lingerRefusal) throw new dbus.DBusError('System.Error.EUNATCH', lingerRefusal);
+    lingerCalls.push([uid, enable]);
+    let user = users.get(uid);
+    if (user || !enable) { if (user) user.linger = enable; return; }
+    user = new User(uid);
+    user.linger = true;
+    user.state = 'lingering';
+    users.set(uid, user);
+    bus.export(userPath(uid), user);
+    void runJob(uid, 'start', async () => {
+      manager.UserNew(uid, userPath(uid));
+      await sleep(5);
+      makeRundir(uid, true);
+    });
+  }
 }
 Manager.configureMembers({
   properties: { UserStopDelayUSec: { signature: 't', access: ACCESS_READ } },
@@ -51,6 +72,7 @@ Manager.configureMembers({
     ListSessions: { outSignature: 'a(susso)' },
     GetUser: { inSignature: 'u', outSignature: 'o' },
     GetSession: { inSignature: 's', outSignature: 'o' },
+    SetUserLinger: { inSignature: 'ubb' },
   },
   signals: { UserNew: { signature: 'uo' }, UserRemoved: { signature: 'uo' }, SessionNew: { signature: 'so' }, SessionRemoved: { signature: 'so' }, PrepareForShutdown: { signature: 'b' } },
 });
@@ -245,6 +267,8 @@ async function run(c, k) {
     else if (c.op === 'logout') await logout(c);
     else if (c.op === 'linger') { users.get(c.uid).linger = c.on; }
     else if (c.op === 'stopdelay') { stopDelayUSec = c.usec; }
+    else if (c.op === 'refuse-linger') { lingerRefusal = c.message ?? null; }
+    else if (c.op === 'linger-calls') { process.stdout.write(`linger-calls ${JSON.stringify(lingerCalls)}\n`); }
     else if (c.op === 'unit') {
       unitPids.set(c.name, c.pids);
       const id = ++jobSeq;
