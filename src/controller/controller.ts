@@ -51,9 +51,10 @@ export interface ControllerHost {
   sourceError(source: string, e: Error): void;
   onIdle(): void;
   /** Kiosk rescue: sockets that services outside any session hold in the UID's rundir (path → unit). */
-  reliantSockets(uid: number): Map<string, string>;
-  gidOf(uid: number): number;
+  reliantSockets(uid: number): Map<string, { unit: string; pid: number }>;
+  serversKnown(): boolean;
   requestScan(): void;
+  gidOf(uid: number): number;
   /** More directories of a UID's rundir to watch (those of sockets rundirctl wait is waiting for). */
   extraWatchDirs(uid: number): string[];
 }
@@ -93,6 +94,7 @@ export class Controller {
       log: host.log,
       reliantSockets: (uid) => host.reliantSockets(uid),
       gidOf: (uid) => host.gidOf(uid),
+      serversKnown: () => host.serversKnown(),
       requestScan: () => host.requestScan(),
     });
     this.queue = new WorkQueue({

@@ -23,12 +23,14 @@ export interface RescueHost {
   rootFd(): number | null;
   selfUid: number;
   log: Log;
-  /** Sockets (absolute paths) that services outside any session hold in this UID's rundir, with the unit (or process) of each. */
-  reliantSockets(uid: number): Map<string, string>;
+  /** Sockets (absolute paths) that services outside any session hold in this UID's rundir: the unit (or process) and a PID of each. */
+  reliantSockets(uid: number): Map<string, { unit: string; pid: number }>;
+  /** A process scan has run since the start. */
+  serversKnown(): boolean;
+  /** A process scan soon (merged with others, at most one a second): who serves what may have changed. */
+  requestScan(): void;
   /** The UID's primary group (the rundir's group when it is made again). */
   gidOf(uid: number): number;
-  /** A process scan soon: a new listening socket whose owner is not known yet. */
-  requestScan(): void;
 }
 
 /** Where rescue links live: beside the API socket (`/run/rundird/rescue`), on the same filesystem as `/run/user`. */
@@ -39,10 +41,8 @@ export class Rescuer {
   private readonly plain = new Map<number, { fd: number; ino: number; dev: number }>();
   /** UIDs whose rescue directory holds links (read at start, kept up to date). */
   private readonly withKept = new Set<number>();
-  /** Listening paths in the kernel's table, read at most once a turn. */
-  private listening: Set<string> | null = null;
-  /** Paths a scan was asked for already (a socket in a session is never reliant: asked once). */
-  private readonly asked = new Map<number, Set<string>>();
+  /** Listening paths in each server's socket table (its network namespace's), read at most once a turn per PID. */
+  private readonly listening = new Map<number, Set<string>>();
 
   constructor(private readonly host: RescueHost) {}
 
@@ -57,7 +57,7 @@ export class Rescuer {
   }
 
   newTurn(): void {
-    this.listening = null;
+    this.listening.clear();
   }
 
   /** Whether this UID's sync has rescue work to look at. */
@@ -93,22 +93,20 @@ export class Rescuer {
     const cfg = this.host.config();
     const restore = this.restoreOn(uid);
     this.holdPlain(uid, rootFd, restore, actual, status);
+    // Something changed in a plain rundir under the policy: a new server's socket, perhaps.
+    // Who listens is known from a process scan; one is asked for (merged, at most one a second).
+    if (restore && status === 'plain') this.host.requestScan();
     const path = join(cfg.runtimeRoot, String(uid));
     const prefix = path + '/';
-    const listening = new Set<string>();
-    for (const p of this.listeningPaths()) if (p.startsWith(prefix)) listening.add(p.slice(prefix.length));
+    // Who listens: each reliant server's own socket table (rundird's network namespace is its
+    // own under PrivateNetwork=, and /proc/net is hidden under ProcSubset=pid).
     const reliantUnits = new Map<string, string>();
-    for (const [p, unit] of this.host.reliantSockets(uid)) if (p.startsWith(prefix)) reliantUnits.set(p.slice(prefix.length), unit);
-    // A socket listening in the rundir whose server is not known yet: who holds it is asked once.
-    if (restore) {
-      const asked = this.asked.get(uid) ?? new Set<string>();
-      for (const rel of listening) {
-        if (reliantUnits.has(rel) || asked.has(rel)) continue;
-        asked.add(rel);
-        this.host.requestScan();
-      }
-      for (const rel of asked) if (!listening.has(rel)) asked.delete(rel);
-      this.asked.set(uid, asked);
+    const listening = new Set<string>();
+    for (const [p, r] of this.host.reliantSockets(uid)) {
+      if (!p.startsWith(prefix)) continue;
+      const rel = p.slice(prefix.length);
+      reliantUnits.set(rel, r.unit);
+      if (this.listeningPaths(r.pid).has(p)) listening.add(rel);
     }
     let rescueFd: number | null = null;
     try {
@@ -137,6 +135,7 @@ export class Rescuer {
         rundir: actual.node?.kind === 'dir' ? { ino: actual.node.ino, dev: actual.node.dev } : null,
         plain: held ? { proof: { ino: held.ino, dev: held.dev }, hidden: status !== 'plain' } : null,
         listening,
+        serversKnown: this.host.serversKnown(),
         reliant: new Set(reliantUnits.keys()),
         inPlain,
         kept,
@@ -184,15 +183,17 @@ export class Rescuer {
     }
   }
 
-  private listeningPaths(): Set<string> {
-    if (this.listening) return this.listening;
+  private listeningPaths(pid: number): Set<string> {
+    const hit = this.listening.get(pid);
+    if (hit) return hit;
     const out = new Set<string>();
     try {
-      for (const e of parseNetUnix(readFileSync(join(this.host.config().procRoot, 'net/unix'), 'utf8'))) if (e.listening) out.add(e.path);
+      for (const e of parseNetUnix(readFileSync(join(this.host.config().procRoot, String(pid), 'net/unix'), 'utf8'))) if (e.listening) out.add(e.path);
     } catch {
-      // no socket table: nothing is known to be served, nothing is kept
+      // gone: nothing of it is served any more
     }
-    return (this.listening = out);
+    this.listening.set(pid, out);
+    return out;
   }
 
   /** The next rescue record and the journal, from what was done. Returns whether the rundir's place was written. */

@@ -150,13 +150,14 @@ export class Daemon {
           this.onIdleCb?.();
         },
         reliantSockets: (uid) => {
-          const out = new Map<string, string>();
-          for (const r of this.diag.reliants()) if (r.uid === uid && !r.inSession) for (const p of r.sockets) out.set(p, r.label);
+          const out = new Map<string, { unit: string; pid: number }>();
+          for (const r of this.diag.reliants()) if (r.uid === uid && !r.inSession) for (const p of r.sockets) out.set(p, { unit: r.label, pid: r.mainPid });
           return out;
         },
+        serversKnown: () => this.diag.lastScan !== null,
+        requestScan: () => this.diag.requestScanLater(1000),
         gidOf: (uid) => this.passwd.gid(uid),
         extraWatchDirs: (uid) => this.waiters.dirs(uid),
-        requestScan: () => this.diag.requestScanLater(200),
       },
       this.facts,
     );

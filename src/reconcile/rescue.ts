@@ -28,6 +28,8 @@ export interface RescueSnapshot {
   plain: { proof: Proof; hidden: boolean } | null;
   /** Rundir-relative paths bound by a listening socket now (the kernel's table: a purged name stays listed while its server lives). */
   listening: ReadonlySet<string>;
+  /** Whether a process scan has said who serves what (until then nothing is dropped: after a restart the links are still good). */
+  serversKnown: boolean;
   /** Rundir-relative paths of sockets a service outside any session holds (the last process scan). */
   reliant: ReadonlySet<string>;
   /** lstat, in the held plain dir, of each reliant path. */
@@ -74,13 +76,13 @@ export function rescuable(rel: string): boolean {
 export function planRescue(s: RescueSnapshot, r: RescueRecord): RescueAction[] {
   const out: RescueAction[] = [];
   const covering = (s.status === 'tmpfs' || s.status === 'mounted') && s.plain?.hidden === true;
-  const up = s.lifecycle === 'live' || s.lifecycle === 'starting' || s.lifecycle === 'absent';
   // Kept and still served: a listening server (the bound name stays listed after a purge).
   const alive = new Set<string>();
   for (const [rel, st] of s.kept) {
     if (!s.restore) out.push({ op: 'drop', rel, ino: st.ino, why: 'the restore policy is off' });
-    else if (!s.listening.has(rel)) out.push({ op: 'drop', rel, ino: st.ino, why: 'its server is gone' });
-    else alive.add(rel);
+    else if (!s.listening.has(rel)) {
+      if (s.serversKnown) out.push({ op: 'drop', rel, ino: st.ino, why: 'its server is gone' });
+    } else alive.add(rel);
   }
   // Keep each live socket of a reliant service in the plain dir (again, if its server made it anew).
   if (s.restore && s.plain) {
@@ -116,18 +118,13 @@ export function planRescue(s: RescueSnapshot, r: RescueRecord): RescueAction[] {
     // Deepest first; a directory the user put something in stays (rmdir fails, and it is forgotten).
     for (const [dir, p] of [...r.shownDirs].sort((a, b) => b[0].length - a[0].length)) out.push({ op: 'unshow-dir', dir, ino: p.ino });
   }
-  // After the purge: the rundir again, and each kept socket back at its path.
+  // After the purge: the rundir again, and each kept socket back at its path, in one go. Only
+  // then: a socket removed from a rundir that is there (its server's own cleanup, a purge
+  // half done) is not put back under anyone's feet.
   if (s.restore && alive.size > 0) {
     if (s.status === 'absent' && s.lifecycle === 'absent') {
       out.push({ op: 'remake' });
       for (const rel of alive) out.push({ op: 'restore', rel, mkdirs: parents(rel) });
-    } else if (s.status === 'plain' && up && r.remade && s.rundir && s.rundir.ino === r.remade.ino && s.rundir.dev === r.remade.dev) {
-      // The dir made again: whatever could not be put back in the first go.
-      for (const rel of alive) {
-        if (s.here.get(rel) !== null) continue;
-        const blocked = parents(rel).some((d) => { const st = s.here.get(d); return st !== null && (st?.kind !== 'dir' || st.uid !== s.uid); });
-        if (!blocked) out.push({ op: 'restore', rel, mkdirs: parents(rel).filter((d) => s.here.get(d) === null) });
-      }
     }
   }
   return out;

@@ -16,6 +16,7 @@ function snap(over: Partial<RescueSnapshot> = {}): RescueSnapshot {
     rundir: { ino: 1, dev: 5 },
     plain: { proof: { ino: 1, dev: 5 }, hidden: false },
     listening: new Set(['wayland-0']),
+    serversKnown: true,
     reliant: new Set(['wayland-0']),
     inPlain: new Map([['wayland-0', sock(10)]]),
     kept: new Map(),
@@ -43,6 +44,8 @@ describe('planRescue', () => {
     const kept = new Map([['wayland-0', sock(10)]]);
     expect(planRescue(snap({ kept, listening: new Set() }), emptyRescue())).toEqual([{ op: 'drop', rel: 'wayland-0', ino: 10, why: 'its server is gone' }]);
     expect(planRescue(snap({ kept, restore: false }), emptyRescue())).toEqual([{ op: 'drop', rel: 'wayland-0', ino: 10, why: 'the restore policy is off' }]);
+    // Before any process scan (rundird just restarted) nothing is known to be gone.
+    expect(planRescue(snap({ kept, listening: new Set(), serversKnown: false }), emptyRescue())).toEqual([]);
   });
 
   it('shows a hidden socket in a covering tmpfs only where nothing is, through real dirs of the UID only', () => {
