@@ -3,14 +3,15 @@
 // rundirs belong to many different users.
 //   --trials N (default 200)  --burst N (default 1000)  --instances N (default 20)
 //   --idle-seconds N (default 10)  --no-baseline  --scan-only (just the process scan)
-//   --relink-only (just the relink latency)
+//   --relink-only (just the relink latency)  --rescue-only (just kiosk rescue and rundirctl wait)
 // BENCH_PROF=1 writes a CPU profile of the daemon to /tmp/prof.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { scanProcs } from '../src/sources/procs.js';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
+import { get as httpGet } from 'node:http';
 
 const { values: opt } = parseArgs({
   options: {
@@ -21,6 +22,7 @@ const { values: opt } = parseArgs({
     'no-baseline': { type: 'boolean', default: false },
     'scan-only': { type: 'boolean', default: false },
     'relink-only': { type: 'boolean', default: false },
+    'rescue-only': { type: 'boolean', default: false },
   },
 });
 const TRIALS = Number(opt.trials);
@@ -319,7 +321,106 @@ async function relink(): Promise<Record<string, unknown>> {
   }
 }
 
+/**
+ * Kiosk rescue (restore policy) and rundirctl wait, in inotify mode: (1) a root kiosk's
+ * socket in a plain rundir it made; the rundir removed as logind's purge does (socket, then
+ * directory) → the socket connectable at its path again; (2) a wait request to the API for a
+ * socket → the server listening there → the answer. TRIALS trials each (at least 50).
+ */
+async function rescueBench(): Promise<Record<string, unknown>> {
+  const t = makeTree('rescue');
+  const trials = Math.max(50, TRIALS);
+  // No private dirs here: a purge's rm -rf would race their re-making (the bench measures the socket).
+  writeFileSync(t.config, 'rescue:\n  0: [restore]\nprivate-dirs:\n  uids: []\n');
+  const rd = join(t.root, '0');
+  mkdirSync(rd, { mode: 0o700 });
+  const sock = join(rd, 'wayland-0');
+  const kiosk = createServer((c) => c.end());
+  await new Promise<void>((r) => kiosk.listen(sock, r));
+  const child = await startRundird(t);
+  const api = join(t.base, 'api.sock');
+  const canConnect = (p: string) => new Promise<boolean>((r) => connect(p).once('connect', function (this: import('node:net').Socket) { this.destroy(); r(true); }).once('error', () => r(false)));
+  const isSock = (p: string) => lstatSync(p, { throwIfNoEntry: false })?.isSocket() ?? false;
+  try {
+    const until = Date.now() + 30_000;
+    while (!existsSync(join(t.base, 'rescue/0/wayland-0'))) {
+      if (Date.now() > until) throw new Error('rescue: the socket was never kept');
+      await sleep(20);
+    }
+    const purge: number[] = [];
+    for (let i = 0; i < trials; i++) {
+      let done!: () => void;
+      const back = new Promise<void>((r) => (done = r));
+      let t1 = 0n;
+      const look = () => {
+        if (t1 === 0n && isSock(sock)) {
+          t1 = process.hrtime.bigint();
+          done();
+        }
+      };
+      const w = watch(t.root, look);
+      const t0 = process.hrtime.bigint();
+      rmSync(sock);
+      rmSync(rd, { recursive: true });
+      let wd: ReturnType<typeof watch> | null = null;
+      const to = setTimeout(done, 10_000);
+      // The rundir made again is watched as soon as it is there; its socket may come before.
+      const poll = setInterval(() => {
+        if (!wd && existsSync(rd)) {
+          try {
+            wd = watch(rd, look);
+          } catch {
+            // gone again
+          }
+        }
+        look();
+      }, 0.2);
+      await back;
+      clearTimeout(to);
+      clearInterval(poll);
+      w.close();
+      (wd as ReturnType<typeof watch> | null)?.close();
+      if (t1 === 0n) throw new Error(`rescue trial ${i}: the socket was not put back within 10 s`);
+      if (!(await canConnect(sock))) throw new Error(`rescue trial ${i}: put back but not connectable`);
+      purge.push(Number(t1 - t0) / 1e6);
+      await sleep(5);
+    }
+    const wake: number[] = [];
+    const path = join(rd, 'wayland-9');
+    for (let i = 0; i < trials; i++) {
+      let t0 = 0n;
+      const answered = new Promise<bigint>((resolve, reject) => {
+        httpGet({ socketPath: api, path: '/v1/rundirs/0/wait?socket=wayland-9&timeout=10' }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(process.hrtime.bigint()));
+        }).on('error', reject);
+      });
+      await sleep(20); // the wait is registered
+      const srv = createServer((c) => c.end());
+      t0 = process.hrtime.bigint();
+      await new Promise<void>((r) => srv.listen(path, r));
+      const t1 = await answered;
+      wake.push(Number(t1 - t0) / 1e6);
+      await new Promise((r) => srv.close(r));
+      rmSync(path, { force: true });
+    }
+    return {
+      purge_to_connectable: { p50_ms: pct(purge, 50), p99_ms: pct(purge, 99), max_ms: pct(purge, 100), trials: purge.length, target_p99_ms: 5 },
+      wait_wakeup: { p50_ms: pct(wake, 50), p99_ms: pct(wake, 99), max_ms: pct(wake, 100), trials: wake.length, target_p99_ms: 5 },
+    };
+  } finally {
+    kiosk.close();
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    dropTree(t.base);
+  }
+}
+
 async function main(): Promise<void> {
+  if (opt['rescue-only']) {
+    process.stdout.write(JSON.stringify({ rescue: await rescueBench() }, null, 2) + '\n');
+    return;
+  }
   if (opt['relink-only']) {
     process.stdout.write(JSON.stringify({ relink: await relink() }, null, 2) + '\n');
     return;
@@ -356,6 +457,7 @@ async function main(): Promise<void> {
   }
   out.process_scan = await processScan();
   out.relink = await relink();
+  out.rescue = await rescueBench();
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 }
 
