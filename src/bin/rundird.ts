@@ -6,6 +6,7 @@ import { handlersFor } from '../api/handlers.js';
 import { ROOT_CONNECTIONS, rootApiSocket, startApi } from '../api/server.js';
 import { ApiSocketError, prepareApiSocket, removeApiSocket } from '../effects/apiSocket.js';
 import { journaldDestination } from '../journal/journald.js';
+import { prettyDestination } from '../journal/pretty.js';
 import { groupId } from '../world/passwd.js';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
@@ -63,7 +64,9 @@ async function main(): Promise<void> {
   const target = cli.logTarget === 'auto' ? (process.env.JOURNAL_STREAM && existsSync(cli.journalSocket) ? 'journal' : 'stdout') : cli.logTarget;
   if (target === 'journal' && !existsSync(cli.journalSocket)) fatal(`--log-target journal: ${cli.journalSocket} does not exist (is systemd-journald running?)`, EXIT.FAILURE);
   const journal = target === 'journal' ? journaldDestination(cli.journalSocket, (l) => process.stdout.write(l)) : null;
-  const log = journal ? createLogger(cfg.logLevel, journal) : createLogger(cfg.logLevel);
+  // On a terminal, one readable line per record; JSON lines when piped (or asked for).
+  const pretty = !journal && (cli.logFormat === 'pretty' || (cli.logFormat === 'auto' && process.stdout.isTTY === true));
+  const log = journal ? createLogger(cfg.logLevel, journal) : pretty ? createLogger(cfg.logLevel, prettyDestination(process.stdout, process.stdout.isTTY === true && !process.env.NO_COLOR)) : createLogger(cfg.logLevel);
   const notifier = createNotifier(process.env, (e) => log.warn({ err: e.message }, `sd_notify: ${e.message}`));
   let lastStatus = '';
   const daemon: Daemon = new Daemon(cfg, {

@@ -76,22 +76,41 @@ export function get(socketPath: string, path: string, timeoutMs: number, method 
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-function table(rows: string[][]): string {
+/** Colour for a cell after padding (ANSI codes must not count in the widths); identity when off. */
+type Paint = (row: number, col: number, text: string) => string;
+
+function table(rows: string[][], paint: Paint = (_r, _c, t) => t): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  return rows.map((r, ri) => r.map((c, i) => paint(ri, i, i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }
+
+/** Colour as loginctl and systemctl use it: on a terminal, unless NO_COLOR is set. */
+export const useColor = (): boolean => process.stdout.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+const SGR = { green: '\x1b[32m', yellow: '\x1b[33m', red: '\x1b[31m', dim: '\x1b[90m', bold: '\x1b[1m' } as const;
+const paintWith = (on: boolean) => (code: keyof typeof SGR, t: string) => (on ? `${SGR[code]}${t}\x1b[0m` : t);
+const LIFECYCLE_COLOUR: Record<string, keyof typeof SGR> = { live: 'green', starting: 'yellow', closing: 'yellow', stopping: 'red', absent: 'dim' };
 
 const yesNo = (b: boolean | null) => (b === null ? '-' : b ? 'yes' : 'no');
 
-export function formatStatus(s: Obj): string {
+export function formatStatus(s: Obj, color = false): string {
+  const c = paintWith(color);
   const rows = [['UID', 'PATH', 'LIFECYCLE', 'DIRECTORY', 'LINGER', 'PRIVATE-DIRS', 'LINKS', 'RELIANT', 'WARNINGS']];
   for (const r of s.rundirs as Obj[]) rows.push([String(r.uid), r.path, r.lifecycle, r.status, yesNo(r.linger), String(r.privateDirs.length), String(r.links.length + (r.linksLeftOut ?? 0)), String(r.reliants), String(r.warnings)]);
   const out = [`rundird ${s.version} (pid ${s.pid}), ${s.summary}`, ''];
-  out.push(s.rundirs.length ? table(rows) : `no rundirs under ${s.runtimeRoot}`);
+  const paint: Paint = (ri, col, t) => {
+    if (ri === 0) return c('bold', t);
+    const r = (s.rundirs as Obj[])[ri - 1]!;
+    if (col === 2) return LIFECYCLE_COLOUR[r.lifecycle] ? c(LIFECYCLE_COLOUR[r.lifecycle]!, t) : t;
+    if (col === 3 && !['plain', 'tmpfs', 'mounted', 'absent'].includes(r.status)) return c('red', t);
+    if (col === 8 && r.warnings > 0) return c('red', t);
+    if (col === 7 && r.reliants > 0) return c('yellow', t);
+    return t;
+  };
+  out.push(s.rundirs.length ? table(rows, paint) : `no rundirs under ${s.runtimeRoot}`);
   if (s.rundirsLeftOut) out.push(`… and ${s.rundirsLeftOut} more rundirs not listed (rundirctl doctor UID asks for one)`);
   const w = (s.warnings as Obj[]).length;
   const problems = (s.rundirs as Obj[]).reduce((n, r) => n + r.problems.length + (r.problemsLeftOut ?? 0), 0);
-  out.push('', w || problems ? `${w} warnings, ${problems} problems: run rundirctl doctor` : 'no warnings');
+  out.push('', w || problems ? c('red', `${w} warnings, ${problems} problems: run rundirctl doctor`) : c('green', 'no warnings'));
   return out.join('\n');
 }
 
@@ -103,11 +122,12 @@ export function formatTimeline(t: Obj): string {
 
 const indent = (text: string, pad: string) => text.split('\n').map((l) => pad + l).join('\n');
 
-export function formatDoctor(d: Obj): string {
+export function formatDoctor(d: Obj, color = false): string {
+  const c = paintWith(color);
   const out: string[] = [];
   const scope = d.uid === null ? 'all rundirs' : `UID ${d.uid}`;
   for (const w of d.warnings as Obj[]) {
-    out.push(`✗ ${w.subject}: ${w.event}`);
+    out.push(c('red', `✗ ${w.subject}: ${w.event}`));
     out.push(indent(w.message, '    '));
     out.push('  What to do:');
     out.push(indent(w.remedy, '    '));
@@ -116,7 +136,7 @@ export function formatDoctor(d: Obj): string {
   const outside = (d.reliants as Obj[]).filter((r) => !r.inSession);
   const inside = (d.reliants as Obj[]).filter((r) => r.inSession);
   if (d.warnings.length === 0) {
-    out.push(`✓ ${scope}: no problems found (${d.mode} mode).`);
+    out.push(c('green', `✓ ${scope}: no problems found (${d.mode} mode).`));
     const list = outside.map((r: Obj) => `${r.label} → UID ${r.uid}`).join(', ');
     if (outside.length && d.mode === 'logind') out.push(`  ${outside.length} services outside login sessions rely on a rundir that logind keeps for them (linger): ${list}`);
     else if (outside.length) out.push(`  ${outside.length} services outside login sessions rely on a rundir: ${list}. Without logind rundird cannot tell whether it will be kept.`);
@@ -182,7 +202,7 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       const { body } = await ask('/v1/status');
       const s = body as Obj;
       const bad = s.warnings.length > 0 || s.rundirs.some((r: Obj) => r.problems.length > 0);
-      return { code: bad ? CTL_EXIT.WARNINGS : CTL_EXIT.HEALTHY, out: values.json ? json(s) : formatStatus(s) };
+      return { code: bad ? CTL_EXIT.WARNINGS : CTL_EXIT.HEALTHY, out: values.json ? json(s) : formatStatus(s, useColor()) };
     }
     case 'timeline': {
       const uid = uidArg(true)!;
@@ -194,7 +214,7 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       const uid = uidArg(false);
       const { body } = await ask(`/v1/doctor${uid === null ? '' : `?uid=${uid}`}`);
       const d = body as Obj;
-      return { code: d.healthy ? CTL_EXIT.HEALTHY : CTL_EXIT.WARNINGS, out: values.json ? json(d) : formatDoctor(d) };
+      return { code: d.healthy ? CTL_EXIT.HEALTHY : CTL_EXIT.WARNINGS, out: values.json ? json(d) : formatDoctor(d, useColor()) };
     }
     case 'wait': {
       const uid = uidArg(true)!;

@@ -18,6 +18,8 @@ Options:
   --log-target T       auto (journal when started by systemd, else JSON lines on stdout),
                        journal, or stdout (default auto)
   --journal-socket P   journald's native socket (default /run/systemd/journal/socket)
+  --log-format F       on stdout: auto (one readable line per record on a terminal, JSON
+                       lines otherwise), pretty or json (default auto)
   --no-logind          do not use the system bus (inotify and the mount table only)
   --check-config       validate the configuration, print it, and exit
   --version            print the version and exit
@@ -34,6 +36,7 @@ export interface Cli {
   checkConfig: boolean;
   noLogind: boolean;
   logTarget: 'auto' | 'journal' | 'stdout';
+  logFormat: 'auto' | 'pretty' | 'json';
   journalSocket: string;
   /** --api-socket was given: failing to open it is fatal, not a warning. */
   apiSocketExplicit: boolean;
@@ -59,6 +62,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): Cli {
         'api-socket': { type: 'string' },
         'log-target': { type: 'string' },
         'journal-socket': { type: 'string' },
+        'log-format': { type: 'string' },
         'check-config': { type: 'boolean' },
         'no-logind': { type: 'boolean' },
         version: { type: 'boolean' },
@@ -70,6 +74,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): Cli {
   }
   const logTarget = values['log-target'] ?? 'auto';
   if (logTarget !== 'auto' && logTarget !== 'journal' && logTarget !== 'stdout') throw new UsageError(`--log-target: expected auto, journal or stdout, got "${logTarget}"`);
+  const logFormat = values['log-format'] ?? 'auto';
+  if (logFormat !== 'auto' && logFormat !== 'pretty' && logFormat !== 'json') throw new UsageError(`--log-format: expected auto, pretty or json, got "${logFormat}"`);
   const fromEnv = env[CONFIG_ENV];
   const configPath = values.config ?? (fromEnv || DEFAULT_CONFIG_PATH);
   return {
@@ -79,6 +85,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): Cli {
     checkConfig: values['check-config'] ?? false,
     noLogind: values['no-logind'] ?? false,
     logTarget,
+    logFormat,
     journalSocket: values['journal-socket'] ?? '/run/systemd/journal/socket',
     apiSocketExplicit: values['api-socket'] !== undefined,
     version: values.version ?? false,

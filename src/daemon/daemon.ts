@@ -84,6 +84,8 @@ export class Daemon {
   readonly waiters: Waiters;
   private logind: Logind | null = null;
   private busDown = false;
+  /** The bus answered once: a later ENOENT is an outage (bus-error), not a machine without one. */
+  private busSeen = false;
 
   private rootFd: number | null = null;
   /** st_dev of the runtime root: a rundir on another device is a mount point. */
@@ -468,12 +470,19 @@ export class Daemon {
           if (what === 'bus') {
             if (this.busDown) return; // said once per outage, not per retry
             this.busDown = true;
+            // No bus at all (no socket, nobody listening): a plain fact of this machine, said once, not a fault.
+            if (!this.busSeen && /ENOENT|ECONNREFUSED|no such file/i.test(msg)) {
+              const at = /unix:path=([^,;]+)/.exec(this.busAddress ?? '')?.[1] ?? this.busAddress ?? '';
+              logEvent(this.log, 'mode-changed', { mode: 'inotify', reason: 'no-system-bus', bus: at }, `no system bus at ${at}: running in inotify mode (inotify and the mount table); switching to logind mode when a bus with logind appears`);
+              return;
+            }
           }
           logEvent(this.log, 'bus-error', { source: what, error: msg }, `${what}: ${msg}`);
         },
         presence: (name, present) => {
           if (name !== 'login1') return;
           this.busDown = false;
+          this.busSeen = true;
           logEvent(this.log, 'mode-changed', { mode: present ? 'logind' : 'inotify' }, present ? 'logind is on the bus: following it and systemd for the exact state of every rundir' : 'logind is not on the bus: running on inotify and the mount table alone');
         },
       },
