@@ -343,7 +343,7 @@ async function rescueBench(): Promise<Record<string, unknown>> {
   const isSock = (p: string) => lstatSync(p, { throwIfNoEntry: false })?.isSocket() ?? false;
   try {
     const until = Date.now() + 30_000;
-    while (!existsSync(join(t.base, 'rescue/0/wayland-0'))) {
+    while (!existsSync(join(t.root, '.rundird-rescue/0/wayland-0'))) {
       if (Date.now() > until) throw new Error('rescue: the socket was never kept');
       await sleep(20);
     }

@@ -5,7 +5,7 @@
 // The plain rundir is held open while the UID has the policy: when a tmpfs covers it, its
 // sockets are still reachable through that descriptor, and rescue links can still be made.
 import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import { applyRescue, openRescueDir, type RescueOutcome } from '../effects/rescue.js';
 import { close, fstat, openDirAt } from '../effects/safefs.js';
@@ -33,8 +33,14 @@ export interface RescueHost {
   gidOf(uid: number): number;
 }
 
-/** Where rescue links live: beside the API socket (`/run/rundird/rescue`), on the same filesystem as `/run/user`. */
-export const rescueRoot = (cfg: Config): string => join(dirname(cfg.apiSocket), 'rescue');
+/**
+ * Where rescue links live: `/run/user/.rundird-rescue`, inside the runtime root, so on the same
+ * mount as every plain rundir. Not under /run/rundird: the unit's ReadWritePaths= and
+ * RuntimeDirectory= make both bind mounts, and link(2) across two mounts fails with EXDEV even
+ * on one filesystem (the e2e on real systemd caught it). Not a UID: nothing else reads it.
+ */
+export const RESCUE_DIR = '.rundird-rescue';
+export const rescueRoot = (cfg: Config): string => join(cfg.runtimeRoot, RESCUE_DIR);
 
 export class Rescuer {
   /** Plain rundirs held open, per UID. */

@@ -1,5 +1,5 @@
 // Kiosk rescue's writes (the plan: reconcile/rescue.ts). The rescue directory is root's own
-// (`/run/rundird/rescue/UID`, 0700); everything in a rundir goes through descriptors opened
+// (`/run/user/.rundird-rescue/UID`, 0700); everything in a rundir goes through descriptors opened
 // with O_NOFOLLOW, every directory walked must be the UID's, and nothing is put where anything
 // already is: link(2) and symlink(2) fail on an existing name, and no rename ever lands in a
 // rundir. A rescue link is made at an unguessable name and checked before it is renamed into

@@ -274,7 +274,7 @@ ExecStart=${process.execPath} -e "require('net').createServer().listen(process.e
     c.exec('systemctl stop user@0.service user-runtime-dir@0.service; rm -rf /run/user/0');
     await setRescue('rescue:\\n  0: [linger]\\n');
     c.exec('systemctl start e2e-kiosk');
-    await c.waitUntil(`journalctl -o json --no-pager MESSAGE_ID=${EVENTS['rescue-linger'].id} MESSAGE_ID=${EVENTS['rescue-failed'].id} | grep -q RUNDIR_UID`, 'rundird asked logind');
+    await c.waitUntil(`journalctl -o json --no-pager MESSAGE_ID=${EVENTS['rescue-linger'].id} + MESSAGE_ID=${EVENTS['rescue-failed'].id} ACTION=linger | grep -q RUNDIR_UID`, 'rundird asked logind');
     const failed = byId('rescue-failed').filter((e) => e.ACTION === 'linger');
     if (failed.length > 0) {
       // A minimal systemd 257 root answers SetUserLinger with EUNATCH (loginctl enable-linger too):

@@ -36,7 +36,7 @@ afterEach(async (ctx) => {
 });
 
 const api = () => join(sb.base, 'api.sock');
-const rescueDir = (uid: number) => join(sb.base, 'rescue', String(uid));
+const rescueDir = (uid: number) => join(sb.runtimeRoot, '.rundird-rescue', String(uid));
 const ctl = (args: string[]) => runCtl(['--api-socket', api(), ...args]);
 
 async function startDaemon(config: string): Promise<DaemonProcess> {
@@ -188,7 +188,7 @@ describe('restore: a kiosk’s socket through a root login, its logout and the p
     await d!.waitForEvent('rundir-purged-under-services');
     await new Promise((r) => setTimeout(r, 500));
     expect(existsSync(rd)).toBe(false);
-    expect(existsSync(join(sb.base, 'rescue'))).toBe(false);
+    expect(existsSync(join(sb.runtimeRoot, '.rundird-rescue'))).toBe(false);
     expect(d!.lines.filter((l) => String(l.event).startsWith('rescue-'))).toEqual([]);
   }, 30_000);
 });
