@@ -7,6 +7,7 @@ import { ROOT_CONNECTIONS, rootApiSocket, startApi } from '../api/server.js';
 import { ApiSocketError, prepareApiSocket, removeApiSocket } from '../effects/apiSocket.js';
 import { journaldDestination } from '../journal/journald.js';
 import { prettyDestination } from '../journal/pretty.js';
+import { dgram, dgramMissing } from '../journal/dgram.js';
 import { groupId } from '../world/passwd.js';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
@@ -67,6 +68,9 @@ async function main(): Promise<void> {
   // On a terminal, one readable line per record; JSON lines when piped (or asked for).
   const pretty = !journal && (cli.logFormat === 'pretty' || (cli.logFormat === 'auto' && process.stdout.isTTY === true));
   const log = journal ? createLogger(cfg.logLevel, journal) : pretty ? createLogger(cfg.logLevel, prettyDestination(process.stdout, process.stdout.isTTY === true && !process.env.NO_COLOR)) : createLogger(cfg.logLevel);
+  if (journal && dgram() === null) {
+    logEvent(log, 'source-degraded', { source: 'journald', error: dgramMissing() }, `journal fields unavailable (${dgramMissing()}): records go to the journal's stdout stream with their priority, MESSAGE_ID and key fields in the message text; sd_notify goes through systemd-notify`);
+  }
   const notifier = createNotifier(process.env, (e) => log.warn({ err: e.message }, `sd_notify: ${e.message}`));
   let lastStatus = '';
   const daemon: Daemon = new Daemon(cfg, {

@@ -2,7 +2,7 @@
 // native protocol (systemd.journal-fields(7), "Native Journal Protocol"), so that MESSAGE_ID,
 // RUNDIR_UID, UNIT, REMEDY … arrive as fields that journalctl can match on. unix-dgram supplies
 // the datagram socket that Node lacks.
-import dgram from 'unix-dgram';
+import { dgram } from './dgram.js';
 
 export type JournalField = [name: string, value: string];
 
@@ -92,7 +92,9 @@ const RETRY_MS = 5000;
  * and the socket is tried again every few seconds.
  */
 export function journaldDestination(socketPath: string, fallback: (line: string) => void): JournaldDestination {
-  const sock = dgram.createSocket('unix_dgram');
+  const d = dgram();
+  if (d === null) return streamDestination(fallback);
+  const sock = d.createSocket('unix_dgram');
   const queue: Buffer[] = [];
   let dropped = 0;
   let broken: string | null = null;
@@ -164,5 +166,34 @@ export function journaldDestination(socketPath: string, fallback: (line: string)
         // closed already
       }
     },
+  };
+}
+
+const STREAM_FIELDS = ['event', 'MESSAGE_ID', 'uid', 'unit', 'instance', 'reason'];
+
+/**
+ * Without a datagram socket: the journal's stdout stream (systemd gives a service's stdout to
+ * the journal), one line a record with its priority as a `<N>` prefix, which journald reads.
+ * The fields cannot travel as fields there; the ones people search for follow the message,
+ * so that `journalctl -u rundird -g MESSAGE_ID=…` still finds them.
+ */
+export function streamDestination(write: (line: string) => void): JournaldDestination {
+  return {
+    write(line: string): boolean {
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        write(line.endsWith('\n') ? line : line + '\n');
+        return true;
+      }
+      const fields = recordToFields(rec);
+      const prio = fields.find(([n]) => n === 'PRIORITY')?.[1] ?? '6';
+      const msg = String(rec.msg ?? '').replace(/\n/g, ' ');
+      const extra = STREAM_FIELDS.filter((k) => rec[k] !== undefined && rec[k] !== null).map((k) => `${fieldName(k)}=${String(rec[k])}`);
+      write(`<${prio}>${msg}${extra.length ? ` [${extra.join(' ')}]` : ''}\n`);
+      return true;
+    },
+    close() {},
   };
 }

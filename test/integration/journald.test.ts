@@ -4,7 +4,7 @@ import { existsSync, unlinkSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EVENTS } from '../../src/journal/events.js';
 import { JournalReceiver } from '../helpers/journal.js';
-import { DaemonProcess, Sandbox, USER } from '../helpers/sandbox.js';
+import { DaemonProcess, Sandbox, USER, waitFor } from '../helpers/sandbox.js';
 
 let sb: Sandbox;
 let journal: JournalReceiver;
@@ -34,6 +34,16 @@ describe('journald destination', () => {
     const rec = await d.waitForEvent('rundir-appeared');
     expect(rec).toMatchObject({ uid: USER, MESSAGE_ID: EVENTS['rundir-appeared'].id });
     expect(d.exitCode).toBeNull();
+  });
+
+  it('without unix-dgram: each record on the journal\'s stdout stream with its priority and key fields, and why said once', async () => {
+    d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, '--log-target', 'journal', '--journal-socket', journal.path], { RUNDIRD_NO_NATIVE: '1' });
+    await waitFor(() => d!.lines.some((l) => l.msg.includes('RUNDIRD_EVENT=daemon-started')), 'the start record on stdout');
+    const lines = d.lines.map((l) => l.msg);
+    expect(lines[0]).toMatch(/^<4>journal fields unavailable \(RUNDIRD_NO_NATIVE=1\).*\[RUNDIRD_EVENT=source-degraded MESSAGE_ID=6e56dfdd4ac44f8ebb52e65898d18089\]/);
+    const started = lines.find((l) => l.includes('RUNDIRD_EVENT=daemon-started'))!;
+    expect(started).toMatch(new RegExp(`^<6>rundird .* \\[RUNDIRD_EVENT=daemon-started MESSAGE_ID=${EVENTS['daemon-started'].id}\\]$`));
+    expect(journal.entries).toEqual([]);
   });
 
   it('refuses --log-target journal without a journald socket, saying why', async () => {

@@ -71,4 +71,14 @@ describe('sd_notify', () => {
     await d.waitForEvent('daemon-started');
     expect(d.lines.some((l) => String(l.msg).includes('only path sockets'))).toBe(true);
   });
+
+  it('without unix-dgram (not built on this machine): the same messages through systemd-notify', async () => {
+    sb.makeRundir();
+    d = start({ NOTIFY_SOCKET: sockPath, WATCHDOG_USEC: '200000', RUNDIRD_NO_NATIVE: '1' });
+    await waitFor(() => got.some((m) => m.includes('READY=1')), 'READY=1 through systemd-notify');
+    expect(got.find((m) => m.includes('READY=1'))).toContain('STATUS=inotify mode: 1 rundirs, 1 snap instances, 0 problems');
+    await waitFor(() => got.filter((m) => m.includes('WATCHDOG=1')).length >= 2, 'watchdog pings through systemd-notify');
+    await d.stop();
+    await waitFor(() => got.some((m) => m.includes('STOPPING=1')), 'STOPPING=1');
+  });
 });
