@@ -1,0 +1,81 @@
+// Installs anywhere (issue 14): a fresh clone by a normal user with an empty $HOME, no nodedir
+// and no compiler gets through `npm ci` (the native unix-dgram is optional and left out), and
+// the README's run command starts the daemon and prints its first record. The package builds
+// the same way. Slow (a real npm install from the registry): in the e2e suite.
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PROJECT } from './container.js';
+
+const IS_ROOT = process.getuid?.() === 0;
+const USER = 1000;
+const base = mkdtempSync(join(tmpdir(), 'rundird-install-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+/**
+ * PATH for a machine with Node and npm but no compiler: a directory with links to what npm and
+ * the scripts use, and no cc, c++, g++, make or python.
+ */
+function noCompilerPath(): string {
+  const bin = join(base, 'bin');
+  mkdirSync(bin);
+  const keep = ['node', 'npm', 'npx', 'sh', 'bash', 'env', 'git', 'id', 'mkdir', 'chmod', 'ln', 'cat', 'dirname', 'basename', 'rm', 'cp', 'mv', 'ls', 'sed', 'grep', 'tr', 'uname', 'cut', 'head', 'tail', 'sort', 'find', 'xargs', 'tar', 'gzip', 'findmnt', 'timeout', 'sleep', 'date', 'readlink', 'realpath', 'touch', 'test', '[', 'printf', 'echo', 'true', 'false', 'wc', 'du', 'dpkg', 'dpkg-deb', 'strip', 'install', 'chown', 'stat'];
+  for (const b of keep) {
+    const where = ['/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin'].map((d) => join(d, b)).find((p) => {
+      try {
+        execFileSync('test', ['-x', p]);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (where) symlinkSync(where, join(bin, b));
+  }
+  for (const cc of ['cc', 'gcc', 'g++', 'c++', 'make', 'python3']) expect(() => execFileSync(join(bin, 'sh'), ['-c', `command -v ${cc}`], { env: { PATH: bin } })).toThrow();
+  return bin;
+}
+
+describe.skipIf(!IS_ROOT)('installs without a compiler', () => {
+  let path = '';
+  const env = (home: string) => ({ PATH: path, HOME: home, TMPDIR: base, npm_config_nodedir: '/nonexistent', npm_config_cache: join(home, '.npm'), npm_config_update_notifier: 'false', TERM: 'dumb' });
+
+  it('a normal user: fresh clone, empty $HOME, no nodedir, no compiler; ./scripts/run prints its first record', async () => {
+    path = noCompilerPath();
+    chmodSync(base, 0o755);
+    const home = join(base, 'home');
+    mkdirSync(home);
+    chownSync(home, USER, USER);
+    const clone = join(home, 'rundird');
+    execFileSync('git', ['-c', 'safe.directory=*', 'clone', '-q', PROJECT, clone], { uid: USER, gid: USER, env: env(home) });
+    // The README's run command, as that user; it runs until stopped.
+    const run = spawn('./scripts/run', [], { cwd: clone, uid: USER, gid: USER, env: env(home), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    run.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    run.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const until = Date.now() + 240_000;
+    while (!out.includes('daemon-started') && run.exitCode === null && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    run.kill('SIGTERM');
+    await new Promise((r) => run.once('exit', r));
+    expect(out, `stdout:\n${out}\nstderr:\n${err.slice(-3000)}`).toContain('daemon-started');
+    // The native module could not be built here, and the install went on without it.
+    expect(readdirSync(join(clone, 'node_modules'))).not.toContain('unix-dgram');
+    expect(err).toContain('not root, so running on a demo tree');
+  }, 300_000);
+
+  it('the package builds there too, and says what it left out', () => {
+    const home = join(base, 'pkg-home');
+    mkdirSync(home);
+    const clone = join(base, 'pkg');
+    execFileSync('git', ['-c', 'safe.directory=*', 'clone', '-q', PROJECT, clone]);
+    // The build itself needs the dev dependencies (TypeScript): installed without a compiler as well.
+    execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: clone, env: env(home), stdio: 'ignore', timeout: 240_000 });
+    const deb = execFileSync('./scripts/package', { cwd: clone, env: env(home), encoding: 'utf8', timeout: 240_000 }).trim().split('\n').pop()!;
+    const files = execFileSync('dpkg-deb', ['-c', join(clone, deb)], { encoding: 'utf8' });
+    expect(files).toContain('usr/lib/rundird/dist/src/bin/rundird.js');
+    expect(files).not.toContain('node_modules/unix-dgram/');
+    writeFileSync(join(base, 'deb-files.txt'), files);
+  }, 300_000);
+});
