@@ -29,6 +29,14 @@ export const DEFAULT_LINK_RULES: LinkRule[] = [
   { name: 'pulseaudio', source: 'pulse/native', target: 'snap.{instance}/pulse/native', kind: 'hard', exdev: 'warn', to: { plugs: ['audio-playback', 'pulseaudio'], slots: [], instances: [] } },
   { name: 'dconf', source: 'dconf/user', target: 'snap.{instance}/dconf/user', kind: 'hard', exdev: 'warn', to: { plugs: ['gsettings'], slots: [], instances: [] } },
   { name: 'wayland-server', source: 'snap.{instance}/wayland-*', target: '{name}', kind: 'hard', exdev: 'warn', to: { plugs: [], slots: ['wayland'], instances: [] } },
+  // PipeWire's native socket: the pipewire plug only (its API records too; audio-playback alone
+  // must not get it). snapd's pipewire rules allow /run/user/N/pipewire-[0-9] at its real path.
+  { name: 'pipewire', source: 'pipewire-?', target: 'snap.{instance}/{name}', kind: 'hard', exdev: 'warn', to: { plugs: ['pipewire'], slots: [], instances: [] } },
+  // A PulseAudio (or pipewire-pulse) server snap binds in its own XDG_RUNTIME_DIR: linked out to
+  // pulse/native, from where the pulseaudio rule takes it on into its clients' private dirs.
+  { name: 'pulseaudio-server', source: 'snap.{instance}/pulse/native', target: 'pulse/native', kind: 'hard', exdev: 'warn', to: { plugs: [], slots: ['audio-playback', 'pulseaudio'], instances: [] } },
+  // The accessibility bus (at-spi2's launcher binds at-spi/bus_N); desktop-legacy allows it.
+  { name: 'at-spi', source: 'at-spi/bus*', target: 'snap.{instance}/at-spi/{name}', kind: 'hard', exdev: 'warn', to: { plugs: ['desktop-legacy'], slots: [], instances: [] } },
 ];
 
 /** A rule's relative path is plain: no absolute path, no '..', no empty or '.' component. */

@@ -120,6 +120,47 @@ describe('links entitled by snapd connections', () => {
     expect(await talk(join(sb.privateDir('other'), 'wayland-1'))).toBe(`hello ${inFrame}`);
   });
 
+  it('the shipped rules for PipeWire, a PulseAudio server snap and the accessibility bus', async () => {
+    if (rootOnly('sockets owned by the rundir’s user')) return;
+    // frame: a PulseAudio server snap (its audio-playback slot connected to kiosk's plug);
+    // kiosk: also a pipewire plug; other: audio-playback only, and desktop-legacy.
+    snapd.connections = [
+      ['kiosk', 'audio-playback', 'frame', 'audio-playback', 'audio-playback'],
+      ['kiosk', 'pipewire', 'snapd', 'pipewire', 'pipewire'],
+      ['other', 'audio-playback', 'snapd', 'audio-playback', 'audio-playback'],
+      ['other', 'desktop-legacy', 'snapd', 'desktop-legacy', 'desktop-legacy'],
+    ];
+    const rd = sb.makeRundir();
+    await serve(join(rd, 'pipewire-0'));
+    await serve(join(rd, 'pipewire-0-manager'));
+    for (const dir of ['at-spi', 'pulse']) {
+      mkdirSync(join(rd, dir));
+      chownSync(join(rd, dir), USER, GROUP);
+    }
+    await serve(join(rd, 'at-spi/bus_0'));
+    await start();
+    await waitFor(() => existsSync(sb.privateDir('frame')), 'the server snap’s private dir');
+    mkdirSync(join(sb.privateDir('frame'), 'pulse'));
+    chownSync(join(sb.privateDir('frame'), 'pulse'), USER, GROUP);
+    const server = join(sb.privateDir('frame'), 'pulse/native');
+    await serve(server);
+    // The server's socket goes out to pulse/native and on into its clients (both audio-playback plugs).
+    await waitFor(() => existsSync(join(sb.privateDir('kiosk'), 'pulse/native')), 'the PulseAudio server in kiosk');
+    await waitFor(() => existsSync(join(sb.privateDir('other'), 'pulse/native')), 'the PulseAudio server in other');
+    expect(ino(join(sb.privateDir('other'), 'pulse/native'))).toBe(ino(server));
+    // Out into the rundir too, where its pulse/ is (the user's own directory; rundird makes none there).
+    await waitFor(() => existsSync(join(rd, 'pulse/native')), 'the server out in the rundir');
+    expect(ino(join(rd, 'pulse/native'))).toBe(ino(server));
+    expect(await talk(join(sb.privateDir('kiosk'), 'pulse/native'))).toBe(`hello ${server}`);
+    // PipeWire's native socket for the pipewire plug only; never the manager socket.
+    await waitFor(() => existsSync(join(sb.privateDir('kiosk'), 'pipewire-0')), 'pipewire-0 in kiosk');
+    expect(existsSync(join(sb.privateDir('other'), 'pipewire-0'))).toBe(false);
+    expect(existsSync(join(sb.privateDir('kiosk'), 'pipewire-0-manager'))).toBe(false);
+    // The accessibility bus for desktop-legacy.
+    await waitFor(() => existsSync(join(sb.privateDir('other'), 'at-spi/bus_0')), 'at-spi in other');
+    expect(existsSync(join(sb.privateDir('kiosk'), 'at-spi'))).toBe(false);
+  });
+
   it('snapd slow, answering garbage or an error, or down: the last known state stays, said once, no crash', async () => {
     snapd.connections = [['kiosk', 'wayland', 'snapd', 'wayland', 'wayland']];
     const rd = sb.makeRundir();
