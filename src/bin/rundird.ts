@@ -24,6 +24,13 @@ function fatal(msg: string, code: number): never {
 
 function load(cli: Cli): Config {
   const cfg = loadConfig(cli.configPath, cli.configExplicit, cli.overrides);
+  if (cli.observeOnly) {
+    // Nothing is written: no UID gets private dirs, no link rule, no rescue (docs/ubuntu-core.md).
+    cfg.privateDirs.uids = [];
+    cfg.links = [];
+    cfg.rescue = new Map();
+    cfg.observeOnly = true;
+  }
   // Paths are compared with the mount table's, which has no symlinks in it.
   try {
     cfg.runtimeRoot = realpathSync(cfg.runtimeRoot);
@@ -152,8 +159,8 @@ async function main(): Promise<void> {
   logEvent(
     log,
     'daemon-started',
-    { version: VERSION, mode: daemon.mode, log_target: target, api_socket: api ? cfg.apiSocket : undefined, proc_root: cfg.procRoot, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
-    `rundird ${VERSION} running in ${daemon.mode} mode (${daemon.mode === 'logind' ? 'logind and systemd over D-Bus, inotify and the mount table' : cli.noLogind ? 'inotify and the mount table; D-Bus not used (--no-logind)' : 'inotify and the mount table; no logind on the bus, switching when it appears'}): ${st.length} rundirs under ${cfg.runtimeRoot}, ${daemon.instances().present.length} snap instances`,
+    { version: VERSION, mode: daemon.mode, observe_only: cli.observeOnly || undefined, log_target: target, api_socket: api ? cfg.apiSocket : undefined, proc_root: cfg.procRoot, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
+    `rundird ${VERSION} running in ${daemon.mode} mode${cli.observeOnly ? ', observe-only (writes nothing)' : ''} (${daemon.mode === 'logind' ? 'logind and systemd over D-Bus, inotify and the mount table' : cli.noLogind ? 'inotify and the mount table; D-Bus not used (--no-logind)' : 'inotify and the mount table; no logind on the bus, switching when it appears'}): ${st.length} rundirs under ${cfg.runtimeRoot}, ${daemon.instances().present.length} snap instances`,
   );
 }
 

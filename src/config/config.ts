@@ -46,6 +46,8 @@ export interface Config {
    * of one rundir): a user's million files are reported, never walked on every event.
    */
   maxEntries: number;
+  /** --observe-only: nothing is written; diagnosis also reads the global socket table. */
+  observeOnly?: boolean;
   /** Kiosk rescue, opt-in per UID (docs/kiosk.md): `linger` and/or `restore`. */
   rescue: Map<number, Set<RescuePolicy>>;
   privateDirs: {

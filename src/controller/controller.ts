@@ -137,7 +137,7 @@ export class Controller {
   sync(uid: number): void {
     const rec = this.record(uid);
     let snap = this.snapshot(uid, rec);
-    if (this.rescue.wants(uid, rec)) {
+    if (!this.host.config().observeOnly && this.rescue.wants(uid, rec)) {
       // Kiosk rescue first: a rundir it makes again is then read afresh for its private dirs and links.
       const status = statusOf(snap.actual);
       const lifecycle = lifecycleSteps(rec.lifecycle, status, snap.logind, rec.jobs).at(-1) ?? rec.lifecycle;
@@ -145,7 +145,8 @@ export class Controller {
     }
     const plan = planUid(snap, rec, this.host.selfUid);
     const rootFd = this.host.rootFd();
-    const applied = rootFd === null ? { outcomes: [], linkOutcomes: [], stale: false } : applyPlan(rootFd, plan.privdirs, plan.links, this.host.selfUid);
+    // Observe-only (a confined snap): the plan is made and its problems said, nothing is done.
+    const applied = rootFd === null || this.host.config().observeOnly ? { outcomes: [], linkOutcomes: [], stale: false } : applyPlan(rootFd, plan.privdirs, plan.links, this.host.selfUid);
     const settled = settle(rec, snap, plan, applied.outcomes, applied.linkOutcomes);
     this.journal(uid, rec, settled);
     if (settled.madeChanged) this.storeDirty = true;

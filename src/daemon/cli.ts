@@ -21,6 +21,9 @@ Options:
   --log-format F       on stdout: auto (one readable line per record on a terminal, JSON
                        lines otherwise), pretty or json (default auto)
   --no-logind          do not use the system bus (inotify and the mount table only)
+  --observe-only       write nothing (no private dirs, links or rescue): follow, diagnose and
+                       warn only, as a strictly confined snap on Ubuntu Core can
+                       (docs/ubuntu-core.md)
   --check-config       validate the configuration, print it, and exit
   --version            print the version and exit
   --help               print this help and exit
@@ -35,6 +38,7 @@ export interface Cli {
   overrides: Overrides;
   checkConfig: boolean;
   noLogind: boolean;
+  observeOnly: boolean;
   logTarget: 'auto' | 'journal' | 'stdout';
   logFormat: 'auto' | 'pretty' | 'json';
   journalSocket: string;
@@ -65,6 +69,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): Cli {
         'log-format': { type: 'string' },
         'check-config': { type: 'boolean' },
         'no-logind': { type: 'boolean' },
+        'observe-only': { type: 'boolean' },
         version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -84,6 +89,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): Cli {
     overrides: { 'runtime-root': values['runtime-root'], 'snap-root': values['snap-root'], mountinfo: values.mountinfo, 'proc-root': values['proc-root'], 'api-socket': values['api-socket'] },
     checkConfig: values['check-config'] ?? false,
     noLogind: values['no-logind'] ?? false,
+    observeOnly: values['observe-only'] ?? false,
     logTarget,
     logFormat,
     journalSocket: values['journal-socket'] ?? '/run/systemd/journal/socket',

@@ -180,6 +180,7 @@ export class Daemon {
         userName: (uid) => this.passwd.name(uid),
         note: (uid, event, detail) => this.ctl.note(uid, event, detail),
         unitPids: async (unit) => (this.logind ? this.logind.unitPids(unit) : null),
+        hasSession: (uid) => (this.logind?.facts(uid).user?.sessions.length ?? 0) > 0,
         raised: (w) => {
           // The linger policy: logind is asked to keep the rundir the moment it is known to be at risk.
           if ((w.event === 'reliant-without-linger' || w.event === 'rundir-closing-under-services') && this.cfg.rescue.get(w.uid)?.has('linger')) void this.lingerFor(w.uid, w.subject, 'policy');
@@ -195,7 +196,7 @@ export class Daemon {
         },
       },
       this.log,
-      { procRoot: config.procRoot, selfPid: opts.selfPid ?? process.pid },
+      { procRoot: config.procRoot, selfPid: opts.selfPid ?? process.pid, observeOnly: config.observeOnly === true },
     );
   }
 
@@ -219,6 +220,7 @@ export class Daemon {
     }
     if (this.linger(uid) === true) return { ok: true };
     try {
+      if (this.cfg.observeOnly) throw new Error('rundird runs observe-only (--observe-only): it changes nothing');
       if (!this.logind?.present) throw new Error('logind is not on the system bus');
       await this.logind.setUserLinger(uid);
       logEvent(this.log, 'rescue-linger', { uid, path, unit: cause, by }, `asked logind to keep ${path} for good (linger), ${by === 'policy' ? `because ${cause} relies on it outside any session (linger policy)` : 'by hand (rundirctl rescue)'}`);

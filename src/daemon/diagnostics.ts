@@ -1,13 +1,14 @@
 // Who relies on which rundir, and the warnings that follow. Scans are event-driven: a full scan
 // on rundir lifecycle transitions (coalesced: one running, at most one queued), a unit's own
 // processes when systemd finishes a job for it, and on demand (rundirctl doctor). Never periodic.
-import { lstatSync, readlinkSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { logEvent, type Log } from '../journal/logger.js';
 import { diagnose, type CycleFacts, type UidView, type Warning } from '../reconcile/diagnose.js';
 import { scanProcs, type ProcRecord } from '../sources/procs.js';
 import type { LifecycleState, SessionInfo } from '../world/logind.js';
 import { groupReliants, type Reliant } from '../world/reliance.js';
+import { parseNetUnix, rundirUidOf } from '../world/procfs.js';
 import type { RundirStatus } from '../world/types.js';
 
 export interface DiagHost {
@@ -19,6 +20,8 @@ export interface DiagHost {
   userName(uid: number): string;
   /** A line for the UID's timeline. */
   note(uid: number, event: string, detail: string): void;
+  /** Whether logind knows a session of this UID (false without logind). */
+  hasSession?(uid: number): boolean;
   /** The PIDs of a unit (systemd's GetUnitProcesses); null when that cannot be asked. */
   unitPids(unit: string): Promise<number[] | null>;
   /** A warning was raised (said for the first time for its cause): the rescue policies act on it. */
@@ -34,6 +37,12 @@ export interface DiagOptions {
   unitSettleMs?: number;
   /** Raised warnings logged per evaluation at most; the rest are summed up in one line. */
   maxRaisedPerPass?: number;
+  /**
+   * Observe-only (a confined snap): other processes' fds cannot be read, so listening sockets
+   * in the kernel's table (network-observe) under a rundir whose user has no session count as
+   * relied on by an unknown server outside any session.
+   */
+  observeOnly?: boolean;
 }
 
 const noCycle = (n = 0): CycleFacts => ({ n, closing: null, purged: null, startOverPlain: false });
@@ -170,6 +179,7 @@ export class Diagnostics {
     try {
       const r = await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), skipPid: this.skipPid });
       this.procs = new Map(r.procs.map((p) => [p.pid, p]));
+      if (this.opts.observeOnly) this.addUnattributedSockets();
       this.lastFullScan = Date.now();
       this.lastScan = { scanned: r.scanned, unreadable: r.unreadable, ms: Math.round(r.ms * 10) / 10, at: new Date().toISOString() };
       this.log.debug({ scanned: r.scanned, reliant: r.procs.length, unreadable: r.unreadable, ms: r.ms }, 'process scan');
@@ -177,6 +187,26 @@ export class Diagnostics {
       logEvent(this.log, 'source-error', { source: 'proc', error: (e as Error).message }, `cannot scan ${this.opts.procRoot}: ${(e as Error).message}`);
     }
     if (!this.stopped) this.evaluate();
+  }
+
+  /** Observe-only: listening sockets under the runtime root whose server could not be read. */
+  private addUnattributedSockets(): void {
+    const known = new Set<string>();
+    for (const p of this.procs.values()) for (const s of p.sockets) known.add(s.path);
+    let text = '';
+    try {
+      text = readFileSync(join(this.opts.procRoot, 'net/unix'), 'utf8');
+    } catch {
+      return; // no network-observe: nothing more to see
+    }
+    let n = -1;
+    for (const e of parseNetUnix(text)) {
+      if (!e.listening || known.has(e.path)) continue;
+      const uid = rundirUidOf(this.host.runtimeRoot(), e.path);
+      if (uid === null || this.host.hasSession?.(uid)) continue;
+      known.add(e.path);
+      this.procs.set(n--, { pid: 0, comm: 'unknown', uids: [uid], cgroup: null, xdgRuntimeDir: null, snapInstance: null, cwd: null, files: [], sockets: [{ path: e.path, listening: true }], label: `the server of ${e.path}` });
+    }
   }
 
   private async scanUnit(unit: string): Promise<void> {

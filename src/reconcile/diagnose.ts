@@ -70,7 +70,7 @@ export function remedyFor(v: UidView, r: Reliant | null): string {
 }
 
 function base(v: UidView, r: Reliant, event: WarningEvent, key: string): Omit<Warning, 'message' | 'remedy' | 'fields'> {
-  return { event, key, uid: v.uid, path: v.path, unit: r.unit, subject: r.label, pid: r.mainPid, instance: r.snapInstance };
+  return { event, key, uid: v.uid, path: v.path, unit: r.unit, subject: r.label, pid: r.mainPid > 0 ? r.mainPid : null, instance: r.snapInstance };
 }
 
 function how(r: Reliant): string {

@@ -19,6 +19,8 @@ export interface ProcRecord {
   files: { path: string; deleted: boolean }[];
   /** Bound Unix sockets it holds under the runtime root (the name outlives an unlink). */
   sockets: { path: string; listening: boolean }[];
+  /** How to name it when it is not a process that could be read (observe-only: a socket whose server is unknown). */
+  label?: string;
 }
 
 export interface ScanResult {

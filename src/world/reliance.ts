@@ -60,7 +60,7 @@ export function groupReliants(runtimeRoot: string, procs: ProcRecord[]): Reliant
         // purges the rundir (user-runtime-dir@UID holds it open while it removes it): not a
         // service that relies on the rundir from outside.
         const inSession = p.cgroup !== null && (p.cgroup.session?.uid === uid || p.cgroup.userManagerUid === uid || unit === `user-runtime-dir@${uid}.service`);
-        r = { uid, unit, key: unit ?? `pid:${p.pid}`, label: unit ?? `${p.comm}[${p.pid}]`, pids: [], mainPid: p.pid, comm: p.comm, runAs: [], snapInstance: p.snapInstance, inSession, via: [], xdgRuntimeDirs: [], sockets: [], files: [], deleted: [] };
+        r = { uid, unit, key: unit ?? (p.label ? `socket:${p.sockets[0]?.path}` : `pid:${p.pid}`), label: unit ?? p.label ?? `${p.comm}[${p.pid}]`, pids: [], mainPid: p.pid, comm: p.comm, runAs: [], snapInstance: p.snapInstance, inSession, via: [], xdgRuntimeDirs: [], sockets: [], files: [], deleted: [] };
         out.set(key, r);
       }
       r.pids.push(p.pid);
