@@ -34,7 +34,8 @@ afterEach(async () => {
   sb.cleanup();
 });
 
-const ino = (p: string) => lstatSync(p).ino;
+// -1 for a missing entry: a check racing the daemon (removed and made again) must not throw.
+const ino = (p: string) => lstatSync(p, { throwIfNoEntry: false })?.ino ?? -1;
 
 /** Runs a script as the rundir's user; resolves with what it printed. */
 function asUser(script: string): Promise<string> {

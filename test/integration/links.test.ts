@@ -44,7 +44,8 @@ async function stopServer(s: Server, path: string): Promise<void> {
   if (existsSync(path)) unlinkSync(path);
 }
 
-const ino = (p: string) => lstatSync(p).ino;
+// -1 for a missing entry: a check racing the daemon (removed and made again) must not throw.
+const ino = (p: string) => lstatSync(p, { throwIfNoEntry: false })?.ino ?? -1;
 const wayland = (rd: string) => join(rd, 'wayland-0');
 const linkOf = (inst: string) => join(sb.privateDir(inst), 'wayland-0');
 
