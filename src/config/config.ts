@@ -192,6 +192,15 @@ function checkKeys(v: Validator, node: Node, prefix: string, allowed: readonly s
   }
 }
 
+/** The UID a per-UID mapping's key names (quoted only if it looks like a key), refused once given twice. */
+function uidKey(v: Validator, keyNode: Node, prefix: string, seen: { has(uid: number): boolean }): number {
+  const raw = isScalar(keyNode) ? String(keyNode.value) : '';
+  const uid = parseUid(raw);
+  if (uid === null) v.fail(keyNode, `${prefix}.${SHOWN_KEY.test(raw) ? raw : '(not shown)'}`, SHOWN_KEY.test(raw) ? `"${raw}" is not a UID` : 'not a UID');
+  if (seen.has(uid)) v.fail(keyNode, `${prefix}.${uid}`, 'YAML syntax: a mapping key given twice');
+  return uid;
+}
+
 /** Bounds on lists and maps a config may hold (the file itself is at most 1 MiB). */
 export const CONFIG_LIMITS = { users: 4096, links: 256, globs: 256 };
 
@@ -320,11 +329,7 @@ export function parseConfig(text: string, file: string): Config {
     if (!isMap(rs)) v.fail(rs, 'rescue', 'expected a mapping of UID to a list of policies (linger, restore)');
     bounded(v, rs, 'rescue', CONFIG_LIMITS.users);
     for (const pair of rs.items) {
-      const keyNode = pair.key as Node;
-      const raw = isScalar(keyNode) ? String(keyNode.value) : '';
-      const uid = parseUid(raw);
-      if (uid === null) v.fail(keyNode, `rescue.${SHOWN_KEY.test(raw) ? raw : '(not shown)'}`, 'not a UID');
-      if (cfg.rescue.has(uid)) v.fail(keyNode, `rescue.${uid}`, 'YAML syntax: a mapping key given twice');
+      const uid = uidKey(v, pair.key as Node, 'rescue', cfg.rescue);
       const list = pair.value as Node;
       if (!isSeq(list) || list.items.length === 0) v.fail(list, `rescue.${uid}`, `expected a list of policies: ${RESCUE_POLICIES.join(', ')}`);
       const set = new Set<RescuePolicy>();
@@ -351,11 +356,7 @@ export function parseConfig(text: string, file: string): Config {
       if (!isMap(users)) v.fail(users, 'private-dirs.users', 'expected a mapping of UID to include/exclude lists');
       bounded(v, users, 'private-dirs.users', CONFIG_LIMITS.users);
       for (const pair of users.items) {
-        const keyNode = pair.key as Node;
-        const raw = isScalar(keyNode) ? String(keyNode.value) : '';
-        const uid = parseUid(raw);
-        if (uid === null) v.fail(keyNode, `private-dirs.users.${SHOWN_KEY.test(raw) ? raw : '(not shown)'}`, SHOWN_KEY.test(raw) ? `"${raw}" is not a UID` : 'not a UID');
-        if (cfg.privateDirs.perUid.has(uid)) v.fail(keyNode, `private-dirs.users.${uid}`, 'YAML syntax: a mapping key given twice');
+        const uid = uidKey(v, pair.key as Node, 'private-dirs.users', cfg.privateDirs.perUid);
         const k = `private-dirs.users.${uid}`;
         checkKeys(v, pair.value as Node, `${k}.`, FILTER_KEYS);
         cfg.privateDirs.perUid.set(uid, v.filter(pair.value as Node, k, FILTER_KEYS));

@@ -76,6 +76,15 @@ export function encodeEntry(fields: JournalField[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/** One of pino's JSON lines, or null for anything else. */
+function parseRecord(line: string): Record<string, unknown> | null {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
 export interface JournaldDestination {
   write(line: string): boolean;
   flushSync?(): void;
@@ -131,13 +140,7 @@ export function journaldDestination(socketPath: string, fallback: (line: string)
   };
   return {
     write(line: string): boolean {
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        rec = { msg: line.trimEnd() };
-      }
-      const buf = encodeEntry(recordToFields(rec));
+      const buf = encodeEntry(recordToFields(parseRecord(line) ?? { msg: line.trimEnd() }));
       // journald restarted (same socket path, a new socket): try it again now and then.
       if (broken !== null && Date.now() - brokenAt > RETRY_MS) broken = null;
       if (broken === null) {
@@ -180,10 +183,8 @@ const STREAM_FIELDS = ['event', 'MESSAGE_ID', 'uid', 'unit', 'instance', 'reason
 export function streamDestination(write: (line: string) => void): JournaldDestination {
   return {
     write(line: string): boolean {
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line) as Record<string, unknown>;
-      } catch {
+      const rec = parseRecord(line);
+      if (rec === null) {
         write(line.endsWith('\n') ? line : line + '\n');
         return true;
       }
