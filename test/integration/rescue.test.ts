@@ -2,8 +2,8 @@
 // process outside any session listening in a plain rundir it made itself, a login that mounts
 // a tmpfs over it, a logout that purges it. `restore` keeps the socket reachable through all
 // of it; `linger` asks logind to keep the rundir. And `rundirctl wait`.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -173,6 +173,38 @@ describe('restore: a kiosk’s socket through a root login, its logout and the p
     expect(await hello(sock)).toBe('hello');
     // Not shown during a non-root session: the rescue directory is root's alone.
     expect(d!.events('rescue-shown')).toEqual([]);
+  }, 60_000);
+
+  it('a user who swaps a directory on a kept socket’s path for a symlink to root’s sockets gets nothing of root’s kept or put back', async () => {
+    if (rootOnly('another UID')) return;
+    const rd = sb.makeRundir(USER, GROUP);
+    mkdirSync(join(rd, 'sub'));
+    chownSync(join(rd, 'sub'), USER, GROUP);
+    const sock = join(rd, 'sub/wayland-0');
+    const k = await server(sock, USER);
+    // Root's own socket of the same name elsewhere.
+    const roots = join(sb.base, 'roots');
+    mkdirSync(roots, { mode: 0o755 });
+    await server(join(roots, 'wayland-0'));
+    await startDaemon(`rescue:\n  ${USER}: [restore]\n`);
+    await d!.waitForEvent('rescue-kept', (l) => l.path === sock);
+    const keptIno = lstatSync(join(rescueDir(USER), 'sub%2Fwayland-0')).ino;
+    // The user: sub becomes a symlink to root's directory (the server keeps listening on its bound name).
+    const out = spawnSync(process.execPath, ['-e', `const fs = require('fs'); fs.renameSync(${JSON.stringify(join(rd, 'sub'))}, ${JSON.stringify(join(rd, 'old'))}); fs.symlinkSync(${JSON.stringify(roots)}, ${JSON.stringify(join(rd, 'sub'))});`], { uid: USER, gid: GROUP });
+    expect(out.status).toBe(0);
+    await ctl(['doctor', String(USER)]); // a fresh scan: the server still listens there
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(lstatSync(join(rescueDir(USER), 'sub%2Fwayland-0')).ino).toBe(keptIno);
+    expect(readdirSync(rescueDir(USER))).toEqual(['sub%2Fwayland-0']);
+    // The purge; the rundir made again: the kept socket (the user's own) is put back, nothing of root's.
+    await logind.cmd({ op: 'login', uid: USER, session: 'c1', mount: true });
+    await logind.cmd({ op: 'logout', session: 'c1', delayMs: 50 });
+    await d!.waitForEvent('rescue-restored', (l) => l.path === sock, 15_000);
+    expect(lstatSync(sock).ino).toBe(keptIno);
+    expect(lstatSync(join(rd, 'sub')).isDirectory()).toBe(true);
+    expect(lstatSync(join(rd, 'sub')).uid).toBe(USER);
+    expect(lstatSync(join(roots, 'wayland-0')).nlink).toBe(1);
+    k.kill('SIGKILL');
   }, 60_000);
 
   it('without a rescue entry nothing is kept, shown or put back', async () => {
