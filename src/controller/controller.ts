@@ -28,6 +28,8 @@ import { rundirStatus as statusOf } from '../reconcile/planner.js';
 
 /** How long after a change the records are written (coalescing a burst). */
 const SAVE_DELAY_MS = 250;
+/** Syncs that wait for the mount table to agree with a rundir's device before taking the table's word. */
+const DISAGREE_RETRIES = 3;
 /** How soon a rundir with a directory that could not be watched is read again. */
 const ARM_RETRY_MS = 1000;
 
@@ -70,6 +72,8 @@ export class Controller {
   private storeDirty = false;
   private saveTimer: NodeJS.Timeout | null = null;
   private storeFile: string | null = null;
+  /** UIDs whose rundir's device and the mount table disagreed, and how many syncs in a row. */
+  private readonly disagreeing = new Map<number, number>();
   /** The last reason a watch could not be armed (said once, not once per directory). */
   private lastArmError: string | null = null;
 
@@ -137,6 +141,7 @@ export class Controller {
   sync(uid: number): void {
     const rec = this.record(uid);
     let snap = this.snapshot(uid, rec);
+    if (this.disagrees(uid, snap)) return;
     if (!this.host.config().observeOnly && this.rescue.wants(uid, rec)) {
       // Kiosk rescue first: a rundir it makes again is then read afresh for its private dirs and links.
       const status = statusOf(snap.actual);
@@ -157,6 +162,26 @@ export class Controller {
     if (applied.stale) this.queue.retry(uid);
     else this.queue.forget(uid);
     if (isEmpty(rec)) this.records.delete(uid);
+  }
+
+  /**
+   * The rundir is on another device than the runtime root but the mount table (read once a
+   * turn) has no mount there, or the other way round: a mount came or went between the two
+   * reads. Planning on that would take a fresh tmpfs for a replaced plain dir (and forget what
+   * rundird made in the one it covers). Read again next turn, a few times; a rundir that stays
+   * so (a filesystem whose directories have devices of their own) is then taken as the table says.
+   */
+  private disagrees(uid: number, snap: UidSnapshot): boolean {
+    const node = snap.actual.node;
+    const odd = node?.kind === 'dir' && node.dev !== this.host.rootDev() !== (snap.actual.mount !== null);
+    const n = odd ? (this.disagreeing.get(uid) ?? 0) + 1 : 0;
+    if (n === 0 || n > DISAGREE_RETRIES) {
+      this.disagreeing.delete(uid);
+      return false;
+    }
+    this.disagreeing.set(uid, n);
+    this.queue.retry(uid);
+    return true;
   }
 
   /** The world of one UID as it is now: its rundir, what the link rules need, the facts. */

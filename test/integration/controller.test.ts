@@ -23,7 +23,9 @@ beforeEach(async () => {
   writeFileSync(sb.config, `snap-removal-grace: 0\nsnapd-socket: ${snapd.socket}\nsnapd-state: ${snapd.stateFile}\n`);
   servers = [];
 });
-afterEach(async () => {
+afterEach(async (ctx) => {
+  // A failure says what the daemon said: a timing failure is otherwise hard to read.
+  if (ctx.task.result?.state === 'fail' && d) process.stderr.write(`daemon said:\n${d.lines.map((l) => `  ${String(l.time ?? '').slice(11)} ${l.event ?? ''} ${l.msg}`).join('\n')}\n`);
   for (const s of servers) await s.close();
   await d?.stop();
   d = null;
