@@ -303,11 +303,20 @@ ExecStart=${process.execPath} -e "require('net').createServer().listen(process.e
     // A later drop-in puts the default back (the test's own is bound in and stays).
     c.exec('printf "[Login]\\nUserStopDelaySec=10\\n" > /etc/systemd/logind.conf.d/zz-default.conf && systemctl restart systemd-logind');
     await c.waitUntil(`rundirctl status | grep -q 'logind mode'`, 'rundird back in logind mode');
+    // logind itself settled after its restart (a session opened while it restarts can go unseen by it).
+    await c.waitUntil('systemctl is-active --quiet systemd-logind && loginctl list-users >/dev/null', 'logind answering');
     login();
     await c.waitUntil(privateDirsOk, 'private dirs');
+    await c.waitUntil(`loginctl list-sessions --no-legend | grep -q e2euser`, 'the session known to logind');
     const t0 = Date.now();
     logout();
-    await c.waitUntil(`! test -e ${RD}`, 'the purge after 10 s', 40_000);
+    try {
+      await c.waitUntil(`! test -e ${RD}`, 'the purge after 10 s', 40_000);
+    } catch (e) {
+      // Say what logind and systemd thought, for the next reader of a failure.
+      process.stderr.write(c.exec(`loginctl list-users --no-legend; loginctl list-sessions --no-legend; loginctl show-user ${UID} 2>&1 | head -20; systemctl status user-runtime-dir@${UID} --no-pager 2>&1 | tail -5; journalctl -u systemd-logind --no-pager -n 15 -o cat; true`) + '\n');
+      throw e;
+    }
     timings.default_delay_logout_to_purged_ms = Date.now() - t0;
     const closing = journal(`-u rundird RUNDIRD_EVENT=rundir-state RUNDIR_UID=${UID} STATE=closing`).pop()!;
     expect(closing.MESSAGE).toContain('removal due in 10 s (UserStopDelaySec)');
