@@ -167,7 +167,8 @@ describe('the plan, on a model of the rundir', () => {
       steps: fc.array(stepArb, { maxLength: 12 }),
       maxEntries: fc.constantFrom(Infinity, Infinity, Infinity, 3, 6),
     },
-    { numRuns: RUNS },
+    // A failure in CI is replayed with RUNDIRD_PROPERTY_SEED and RUNDIRD_PROPERTY_PATH (its seed and path).
+    { numRuns: RUNS, ...(process.env.RUNDIRD_PROPERTY_SEED ? { seed: Number(process.env.RUNDIRD_PROPERTY_SEED), path: process.env.RUNDIRD_PROPERTY_PATH, endOnFailure: true } : {}) },
   )('applied, a plan leaves nothing to do; nothing outside the rundir or not made by rundird is touched', ({ extra, installed, plugs, slots, initial, steps, maxEntries }) => {
     const rules = [...DEFAULT_LINK_RULES, ...extra];
     fc.pre(checkRuleGraph(rules) === null);
@@ -180,10 +181,15 @@ describe('the plan, on a model of the rundir', () => {
     w.fs.maxEntries = maxEntries;
     for (const [p, k] of initial) w.fs.put(p, k);
     let now = 1_000_000;
+    const overfull = () => snapshot(w, now).links?.overfull ?? null;
     for (const s of [null, ...steps]) {
       if (s) mutate(w, s);
       now += 10;
+      const before = overfull();
       sync(w, now);
+      // rundird's own writes can take the rundir across max-entries (a private dir removed
+      // below it): the next sync, which its own rmdir's event brings, plans with the new count.
+      if ((before === null) !== (overfull() === null)) sync(w, now);
       const again = writes(sync(w, now));
       expect(again, `planning again after ${JSON.stringify(s)}`).toEqual([]);
     }
