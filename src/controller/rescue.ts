@@ -4,14 +4,14 @@
 // it is now), plans (reconcile/rescue.ts, pure), writes (effects/rescue.ts) and journals.
 // The plain rundir is held open while the UID has the policy: when a tmpfs covers it, its
 // sockets are still reachable through that descriptor, and rescue links can still be made.
-import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
-import { applyRescue, openRescueDir, type RescueOutcome } from '../effects/rescue.js';
+import { applyRescue, dropStaleTemps, openRescueDir, type RescueOutcome } from '../effects/rescue.js';
 import { close, fstat, openDirAt } from '../effects/safefs.js';
 import { logEvent, type Log } from '../journal/logger.js';
 import type { EventName } from '../journal/events.js';
-import { KEEP_TEMP, planRescue, relOfRescueName, rescueName, rescuePathsHere, type RescueAction, type RescueSnapshot } from '../reconcile/rescue.js';
+import { planRescue, relOfRescueName, rescueName, rescuePathsHere, type RescueAction, type RescueSnapshot } from '../reconcile/rescue.js';
 import type { LifecycleState } from '../world/logind.js';
 import { parseNetUnix } from '../world/procfs.js';
 import { lstatOrNull } from '../world/read.js';
@@ -119,9 +119,9 @@ export class Rescuer {
       const kept = new Map<string, NodeStat>();
       if (restore || this.withKept.has(uid)) {
         rescueFd = openRescueDir(rescueRoot(cfg), uid);
-        for (const name of readdirSync(`/proc/self/fd/${rescueFd}`)) {
-          // A temporary name left by a crash in the middle of keeping: root's own directory, rundird's own name.
-          if (name.startsWith(KEEP_TEMP)) unlinkSync(`/proc/self/fd/${rescueFd}/${name}`);
+        const names = readdirSync(`/proc/self/fd/${rescueFd}`);
+        dropStaleTemps(rescueFd, names);
+        for (const name of names) {
           const rel = relOfRescueName(name);
           const st = rel === null ? null : lstatOrNull(`/proc/self/fd/${rescueFd}/${name}`);
           if (rel !== null && st) kept.set(rel, st);

@@ -59,6 +59,11 @@ export function openRescueDir(root: string, uid: number): number {
   }
 }
 
+/** Removes temporary names a crash left in the middle of keeping (root's own directory, rundird's own names). */
+export function dropStaleTemps(rescueFd: number, names: readonly string[]): void {
+  for (const name of names) if (name.startsWith(KEEP_TEMP)) fs.unlinkSync(at(rescueFd, name));
+}
+
 function openRundir(io: RescueIO): number {
   const fd = openDirAt(io.rootFd, String(io.uid));
   if (fstat(fd).uid !== io.uid) {
