@@ -186,7 +186,9 @@ async function apply(m: Model, s: Step): Promise<void> {
       if (m.rundir === 'absent') return;
       await stopServers();
       if (m.rundir === 'tmpfs') execFileSync('umount', [rd]);
-      rmSync(rd, { recursive: true, force: true });
+      // As an rm -rf of a live plain rundir in inotify mode: rundird may make a private dir again
+      // between the entries' removal and the rmdir (it cannot tell this from a user's rmdir), so retry.
+      rmSync(rd, { recursive: true, force: true, maxRetries: 20, retryDelay: 5 });
       m.rundir = 'absent';
       m.broken.clear();
       return;
