@@ -68,3 +68,17 @@ export class FakeSnapd {
     if (s) await new Promise((r) => s.close(r).closeAllConnections());
   }
 }
+
+/**
+ * A started double with one snap, `kiosk`, installed on the sandbox and in snapd, with the
+ * given plugs connected, and the sandbox's config pointing the daemon at it.
+ */
+export async function kioskSnapd(sb: { base: string; config: string; addSnap(i: string): void }, plugs: string[] = ['wayland']): Promise<FakeSnapd> {
+  const snapd = new FakeSnapd(sb.base);
+  await snapd.start();
+  sb.addSnap('kiosk');
+  snapd.snaps = ['kiosk'];
+  snapd.connections = plugs.map((p) => ['kiosk', p, 'snapd', p, p]);
+  writeFileSync(sb.config, `snap-removal-grace: 0\nsnapd-socket: ${snapd.socket}\nsnapd-state: ${snapd.stateFile}\n`);
+  return snapd;
+}

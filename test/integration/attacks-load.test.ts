@@ -7,7 +7,7 @@ import { existsSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCtl } from '../helpers/ctl.js';
-import { FakeSnapd } from '../helpers/fake-snapd.js';
+import { kioskSnapd, type FakeSnapd } from '../helpers/fake-snapd.js';
 import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, rootOnly, waitFor } from '../helpers/sandbox.js';
 
 let sb: Sandbox;
@@ -16,12 +16,7 @@ let d: DaemonProcess | null = null;
 
 beforeEach(async () => {
   sb = new Sandbox();
-  snapd = new FakeSnapd(sb.base);
-  await snapd.start();
-  sb.addSnap('kiosk');
-  snapd.snaps = ['kiosk'];
-  snapd.connections = [['kiosk', 'wayland', 'snapd', 'wayland', 'wayland']];
-  writeFileSync(sb.config, `snap-removal-grace: 0\nsnapd-socket: ${snapd.socket}\nsnapd-state: ${snapd.stateFile}\n`);
+  snapd = await kioskSnapd(sb);
 });
 afterEach(async () => {
   if (d?.exitCode === null) d.child.kill('SIGCONT');

@@ -5,7 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeSnapd } from '../helpers/fake-snapd.js';
+import { kioskSnapd, type FakeSnapd } from '../helpers/fake-snapd.js';
 import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, rootOnly, waitFor } from '../helpers/sandbox.js';
 import { SocketServer } from '../helpers/sockets.js';
 
@@ -16,15 +16,7 @@ const servers: SocketServer[] = [];
 
 beforeEach(async () => {
   sb = new Sandbox();
-  snapd = new FakeSnapd(sb.base);
-  await snapd.start();
-  sb.addSnap('kiosk');
-  snapd.snaps = ['kiosk'];
-  snapd.connections = [
-    ['kiosk', 'wayland', 'snapd', 'wayland', 'wayland'],
-    ['kiosk', 'audio-playback', 'snapd', 'audio-playback', 'audio-playback'],
-  ];
-  writeFileSync(sb.config, `snap-removal-grace: 0\nsnapd-socket: ${snapd.socket}\nsnapd-state: ${snapd.stateFile}\n`);
+  snapd = await kioskSnapd(sb, ['wayland', 'audio-playback']);
 });
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();

@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FakeSnapd } from '../helpers/fake-snapd.js';
+import { kioskSnapd, type FakeSnapd } from '../helpers/fake-snapd.js';
 import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, waitFor } from '../helpers/sandbox.js';
 
 const HAVE = spawnSync('sh', ['-c', 'command -v weston && command -v wayland-info']).status === 0;
@@ -20,12 +20,7 @@ let weston: ChildProcess | null = null;
 
 beforeEach(async () => {
   sb = new Sandbox();
-  snapd = new FakeSnapd(sb.base);
-  await snapd.start();
-  sb.addSnap('kiosk');
-  snapd.snaps = ['kiosk'];
-  snapd.connections = [['kiosk', 'wayland', 'snapd', 'wayland', 'wayland']];
-  writeFileSync(sb.config, `snap-removal-grace: 0\nsnapd-socket: ${snapd.socket}\nsnapd-state: ${snapd.stateFile}\n`);
+  snapd = await kioskSnapd(sb);
 });
 afterEach(async () => {
   weston?.kill('SIGKILL');
