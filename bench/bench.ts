@@ -6,7 +6,11 @@
 //   --relink-only (just the relink latency)  --rescue-only (just kiosk rescue and rundirctl wait)
 //   --scale (bursts of 100, 1,000 and 10,000 rundirs, a full resync of 10,000 after lost events,
 //   latency during a burst, and the harness's own floor)
-// BENCH_PROF=1 writes a CPU profile of the daemon to /tmp/prof.
+//   --latency-only (just the latency of a new rundir)  --startup-only (start-up time, RSS with
+//   no rundir, idle wake-ups)
+// BENCH_PROF=1 writes a CPU profile of the daemon to /tmp/prof. BENCH_TRACE=1 (with
+// --latency-only or --relink-only) tells, for the slowest 2 % of trials, what the daemon's main
+// thread ran during each (bench/tail.ts).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -14,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { scanProcs } from '../src/sources/procs.js';
 import { connect, createServer, type Server } from 'node:net';
 import { get as httpGet } from 'node:http';
+import { explainTail, newestProfile, TRACE_DIR, TRACE_INTERVAL_US, type Window } from './tail.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -26,6 +31,8 @@ const { values: opt } = parseArgs({
     'relink-only': { type: 'boolean', default: false },
     'rescue-only': { type: 'boolean', default: false },
     scale: { type: 'boolean', default: false },
+    'latency-only': { type: 'boolean', default: false },
+    'startup-only': { type: 'boolean', default: false },
   },
 });
 const TRIALS = Number(opt.trials);
@@ -33,6 +40,9 @@ const BURST = Number(opt.burst);
 const N_INST = Number(opt.instances);
 const IDLE_S = Number(opt['idle-seconds']);
 const DAEMON = resolve(import.meta.dirname, '../src/bin/rundird.js');
+const TRACE = Boolean(process.env.BENCH_TRACE);
+/** Each trial's window on the monotonic clock, for BENCH_TRACE. */
+const windows: (Window & { ms: number })[] = [];
 
 if (process.geteuid?.() !== 0) {
   process.stderr.write('bench: needs root (rundirs of many users, a tmpfs to run on)\n');
@@ -91,6 +101,7 @@ async function oneLatency(t: ReturnType<typeof makeTree>, uid: number): Promise<
   clearTimeout(timeout);
   w.close();
   if (t1 === 0n) throw new Error(`uid ${uid}: private dirs did not all appear within 10 s`);
+  windows.push({ t0, t1, ms: Number(t1 - t0) / 1e6 });
   return Number(t1 - t0) / 1e6;
 }
 
@@ -99,13 +110,22 @@ function pct(xs: number[], p: number): number {
   return Number(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(3));
 }
 
-async function latency(t: ReturnType<typeof makeTree>, baseUid: number): Promise<{ p50_ms: number; p99_ms: number; max_ms: number; trials: number }> {
+/** Trials run first and reported apart: the first passes of a fresh process compile the code they run. */
+const WARMUP = 5;
+
+async function latency(t: ReturnType<typeof makeTree>, baseUid: number): Promise<{ p50_ms: number; p99_ms: number; max_ms: number; trials: number; warmup_ms: number[] }> {
+  const warm: number[] = [];
+  for (let i = 0; i < WARMUP; i++) {
+    warm.push(Number((await oneLatency(t, baseUid - WARMUP + i)).toFixed(2)));
+    await sleep(5);
+  }
+  windows.length = 0;
   const xs: number[] = [];
   for (let i = 0; i < TRIALS; i++) {
     xs.push(await oneLatency(t, baseUid + i));
     await sleep(5);
   }
-  return { p50_ms: pct(xs, 50), p99_ms: pct(xs, 99), max_ms: pct(xs, 100), trials: xs.length };
+  return { p50_ms: pct(xs, 50), p99_ms: pct(xs, 99), max_ms: pct(xs, 100), trials: xs.length, warmup_ms: warm };
 }
 
 /** BURST rundirs renamed in at once; time until every private dir of every one exists. */
@@ -177,8 +197,34 @@ async function runContender(name: string, start: (t: ReturnType<typeof makeTree>
   }
 }
 
-async function startRundird(t: ReturnType<typeof makeTree>): Promise<ChildProcess> {
-  return spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : []), DAEMON, '--config', t.config, '--runtime-root', t.root, '--snap-root', t.snap, '--api-socket', join(t.base, 'api.sock')], { stdio: ['ignore', 'ignore', 'inherit'] });
+/**
+ * Starts the daemon and resolves when it has said `daemon-started` (its first full pass done,
+ * its API listening); `startedMs` is the time from spawn to that record. BENCH_NODE_FLAGS adds
+ * Node flags; BENCH_DAEMON_LOG=FILE keeps the daemon's records.
+ */
+async function startRundird(t: ReturnType<typeof makeTree>, extra: string[] = []): Promise<ChildProcess & { startedMs: number }> {
+  const prof = TRACE ? ['--cpu-prof', `--cpu-prof-dir=${TRACE_DIR}`, `--cpu-prof-interval=${TRACE_INTERVAL_US}`] : process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const t0 = process.hrtime.bigint();
+  const child = spawn(process.execPath, [...flags, ...prof, DAEMON, '--config', t.config, '--runtime-root', t.root, '--snap-root', t.snap, '--api-socket', join(t.base, 'api.sock'), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] }) as ChildProcess & { startedMs: number };
+  const keep = process.env.BENCH_DAEMON_LOG ? (await import('node:fs')).createWriteStream(process.env.BENCH_DAEMON_LOG, { flags: 'a' }) : null;
+  await new Promise<void>((ok, fail) => {
+    let head = '';
+    let started = false;
+    child.stdout!.on('data', (d: Buffer) => {
+      keep?.write(d);
+      if (started) return;
+      head += d.toString();
+      if (head.includes('"daemon-started"')) {
+        started = true;
+        head = '';
+        child.startedMs = Number(process.hrtime.bigint() - t0) / 1e6;
+        ok();
+      }
+    });
+    child.once('exit', (code) => fail(new Error(`rundird exited (${code}) before it started`)));
+  });
+  return child;
 }
 
 const BASELINE_SH = `
@@ -287,6 +333,7 @@ async function relink(): Promise<Record<string, unknown>> {
       await sleep(5);
     }
     const xs: number[] = [];
+    windows.length = 0;
     for (let i = 0; i < TRIALS; i++) {
       await new Promise((r) => server!.close(r));
       if (existsSync(sock)) rmSync(sock);
@@ -313,6 +360,7 @@ async function relink(): Promise<Record<string, unknown>> {
       w.close();
       if (t1 === 0n) throw new Error(`relink trial ${i}: no new link within 10 s`);
       xs.push(Number(t1 - t0) / 1e6);
+      windows.push({ t0, t1, ms: Number(t1 - t0) / 1e6 });
       await sleep(5);
     }
     return { p50_ms: pct(xs, 50), p99_ms: pct(xs, 99), max_ms: pct(xs, 100), trials: xs.length, target_p99_ms: 2 };
@@ -514,6 +562,62 @@ async function scaleBench(): Promise<Record<string, unknown>> {
   return out;
 }
 
+function statusField(pid: number, task: number, field: string): number {
+  const m = new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/**
+ * Start-up and idle, with no bus (--no-logind) and no rundir: the time from spawn to the
+ * daemon-started record (its first full pass done, median of 7 starts), RSS after start, and
+ * how often the main thread wakes up over 30 s with nothing happening and no client (its
+ * voluntary context switches: each is one return from epoll_wait).
+ */
+async function startup(): Promise<Record<string, unknown>> {
+  const times: number[] = [];
+  let rss = NaN;
+  let wakeups = NaN;
+  for (let i = 0; i < 7; i++) {
+    const t = makeTree('startup');
+    const child = await startRundird(t, ['--no-logind']);
+    try {
+      times.push(child.startedMs);
+      if (i === 0) {
+        await sleep(3000);
+        rss = statusField(child.pid!, child.pid!, 'VmRSS') / 1024;
+        const w0 = statusField(child.pid!, child.pid!, 'voluntary_ctxt_switches');
+        await sleep(IDLE_WAKE_S * 1000);
+        wakeups = statusField(child.pid!, child.pid!, 'voluntary_ctxt_switches') - w0;
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      dropTree(t.base);
+    }
+  }
+  const bare: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = process.hrtime.bigint();
+    execFileSync(process.execPath, ['-e', '0']);
+    bare.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return {
+    start_to_first_pass_ms: pct(times, 50),
+    bare_node_ms: pct(bare, 50),
+    rss_no_rundir_mib: Number(rss.toFixed(1)),
+    [`main_thread_wakeups_${IDLE_WAKE_S}s`]: wakeups,
+    targets: { start_ms: 150, rss_mib: 50, wakeups: 0 },
+  };
+}
+const IDLE_WAKE_S = 30;
+
+/** BENCH_TRACE: what the daemon ran in the slowest trials (its profile is written as it exits). */
+function tail(): Record<string, unknown> {
+  if (!TRACE) return {};
+  const p = newestProfile();
+  return { tail: p ? explainTail(p, windows) : `no profile in ${TRACE_DIR}` };
+}
+
 async function main(): Promise<void> {
   if (opt.scale) {
     process.stdout.write(JSON.stringify({ scale: await scaleBench() }, null, 2) + '\n');
@@ -524,7 +628,27 @@ async function main(): Promise<void> {
     return;
   }
   if (opt['relink-only']) {
-    process.stdout.write(JSON.stringify({ relink: await relink() }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ relink: await relink(), ...tail() }, null, 2) + '\n');
+    return;
+  }
+  if (opt['startup-only']) {
+    process.stdout.write(JSON.stringify({ startup: await startup() }, null, 2) + '\n');
+    return;
+  }
+  if (opt['latency-only']) {
+    const t = makeTree('latency');
+    const child = await startRundird(t);
+    let lat;
+    try {
+      await waitReady(t);
+      windows.length = 0;
+      lat = await latency(t, 10_000);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      dropTree(t.base);
+    }
+    process.stdout.write(JSON.stringify({ latency: lat, ...tail() }, null, 2) + '\n');
     return;
   }
   if (opt['scan-only']) {
