@@ -43,10 +43,11 @@ export interface ScanOptions {
   maxFds?: number;
 }
 
-/** Processes read per event-loop turn: synchronous reads of /proc are ~10× cheaper than the
- * thread pool's round trips, and yielding between small chunks keeps a pass from waiting
- * behind a scan for more than a few milliseconds. */
-const CHUNK = 16;
+/** The scan yields to the event loop after this much work: synchronous reads of /proc are ~10×
+ * cheaper than the thread pool's round trips, and a pass (a login's private dirs) then waits
+ * behind a scan for at most this long. A fixed count of processes per turn (16, before) took
+ * 1–4 ms a turn and was the largest part of the latency tail (bench/tail.ts). */
+const SLICE_MS = 0.5;
 const ENV_KEYS = ['XDG_RUNTIME_DIR', 'SNAP_INSTANCE_NAME'] as const;
 
 interface Raw {
@@ -131,18 +132,20 @@ export async function scanProcs(o: ScanOptions): Promise<ScanResult> {
   const pids = (o.pids ?? allPids(o.procRoot)).filter((p) => p !== o.skipPid);
   const raws: Raw[] = [];
   let unreadable = 0;
-  for (let i = 0; i < pids.length; i += CHUNK) {
+  let i = 0;
+  while (i < pids.length) {
     if (i > 0) await new Promise((r) => setImmediate(r));
+    const slice = performance.now();
     // Most reads of other processes fail (EACCES, gone meanwhile): without stack traces a
     // failed read costs a tenth as much.
     const limit = Error.stackTraceLimit;
     Error.stackTraceLimit = 0;
     try {
-      for (const p of pids.slice(i, i + CHUNK)) {
-        const g = readOne(o, p);
+      do {
+        const g = readOne(o, pids[i++]!);
         if (g.unreadable) unreadable++;
         if (g.raw) raws.push(g.raw);
-      }
+      } while (i < pids.length && performance.now() - slice < SLICE_MS);
     } finally {
       Error.stackTraceLimit = limit;
     }
