@@ -1,13 +1,21 @@
 // The work queue: the only place that decides when a UID is synced. Sources add keys; the
-// queue merges everything that arrived in one event-loop turn, hands out at most `batch` keys
-// per turn (so that a burst does not starve other I/O, the API included), and owns the
+// queue merges everything that arrived in one event-loop turn, and each turn syncs keys for at
+// most `budgetMs` (so that a burst does not starve other I/O, the API included), and owns the
 // rate-limited requeue of a key whose sync found the world changing under it. Like
 // client-go's rate-limited workqueue: a key is never in the dirty set twice, a key whose sync
 // asks for a retry comes back at once a few times, then with exponential back-off.
-
+//
+// Order: first in, first out, except that the few keys that arrived since the last turn go
+// first. A login that comes while a burst of a thousand is being worked through is then synced
+// in the next turn instead of behind the whole burst. A burst is many arrivals at once and
+// gets no precedence; at least one older key is synced every turn, so nothing starves.
 export interface QueueOptions {
-  /** Keys handed out per event-loop turn. */
+  /** Keys handed out per event-loop turn, at most. */
   batch: number;
+  /** Work per turn: no further key is started once this much time has passed (one at least). */
+  budgetMs: number;
+  /** Arrivals of one turn that go before the older keys; more than this is a burst. */
+  fresh: number;
   /** Immediate retries before backing off. */
   fastRetries: number;
   /** First back-off, doubled per further retry up to maxBackoffMs. */
@@ -15,10 +23,12 @@ export interface QueueOptions {
   maxBackoffMs: number;
 }
 
-export const DEFAULT_QUEUE: QueueOptions = { batch: 64, fastRetries: 5, backoffMs: 200, maxBackoffMs: 5000 };
+export const DEFAULT_QUEUE: QueueOptions = { batch: 64, budgetMs: 2, fresh: 8, fastRetries: 5, backoffMs: 200, maxBackoffMs: 5000 };
 
 export class WorkQueue {
   private readonly dirty = new Set<number>();
+  /** Keys that became dirty since the last turn began, in order; null: more than `fresh` did. */
+  private arrivals: number[] | null = [];
   private readonly failures = new Map<number, number>();
   private readonly delayed = new Map<number, NodeJS.Timeout>();
   private readonly idleWaiters: (() => void)[] = [];
@@ -29,10 +39,17 @@ export class WorkQueue {
     /** Runs once per turn while anything is pending: `hints()` first, then each key. */
     private readonly work: { hints(): void; hasHints(): boolean; sync(key: number): void; idle(): void; error(key: number | null, e: unknown): void },
     private readonly opts: QueueOptions = DEFAULT_QUEUE,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   add(key: number): void {
-    this.dirty.add(key);
+    if (!this.dirty.has(key)) {
+      this.dirty.add(key);
+      if (this.arrivals !== null) {
+        if (this.arrivals.length < this.opts.fresh) this.arrivals.push(key);
+        else this.arrivals = null;
+      }
+    }
     this.kick();
   }
 
@@ -93,24 +110,37 @@ export class WorkQueue {
 
   private turn(): void {
     if (this.stopped) return;
+    const start = this.now();
     try {
       this.work.hints();
     } catch (e) {
       this.work.error(null, e);
     }
-    const batch: number[] = [];
-    for (const key of this.dirty) {
-      batch.push(key);
-      if (batch.length >= this.opts.batch) break;
-    }
-    for (const key of batch) {
+    // Taken after hints(): what hints() marked dirty this turn counts as arrived.
+    const fresh = this.arrivals ?? [];
+    this.arrivals = [];
+    const dirtyAtStart = this.dirty.size;
+    let n = 0;
+    const run = (key: number): void => {
       this.dirty.delete(key);
+      n++;
       try {
         this.work.sync(key);
       } catch (e) {
         // One key's trouble must not stop the others or the daemon.
         this.work.error(key, e);
       }
+    };
+    const more = () => n < this.opts.batch && this.now() - start < this.opts.budgetMs && !this.stopped;
+    for (const key of fresh) if (this.dirty.has(key) && (n === 0 || more())) run(key);
+    // At least one older key a turn, whatever the arrivals took. Only keys dirty when the loop
+    // began: one that a sync re-adds (a retry) is appended to the set and waits for the next turn.
+    const before = dirtyAtStart - n;
+    let older = 0;
+    for (const key of this.dirty) {
+      if (older === before || this.stopped || (older > 0 && !more())) break;
+      run(key);
+      older++;
     }
     if (this.stopped) return;
     if (this.dirty.size > 0 || this.work.hasHints()) {
