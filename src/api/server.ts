@@ -92,6 +92,8 @@ function send(res: ServerResponse, status: number, doc: unknown): void {
 
 /** Headers must be complete this soon after the connection opens. */
 const HEADERS_MS = 5_000;
+/** The longest delay a Node timer takes (a longer one fires at once). */
+const TIMEOUT_MAX = 2 ** 31 - 1;
 
 /** Connections at once on the API socket, and on root's own (the reserve an api-group member cannot take). */
 export const MAX_CONNECTIONS = 64;
@@ -101,7 +103,11 @@ export const ROOT_CONNECTIONS = 16;
 export async function startApi(path: string, gid: number | null, h: ApiHandlers, onError: (e: Error) => void, maxConnections = MAX_CONNECTIONS): Promise<Server> {
   // A socket only root can open (no api-group, or root's own beside it) may ask for linger.
   const rootOnly = gid === null;
-  const server = createServer({ maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: HEADERS_MS, keepAliveTimeout: 2_000 }, (req, res) => {
+  // Node's own check of those timeouts runs every connectionsCheckingInterval (30 s), connected
+  // or not: a wake-up of an idle daemon for nothing. The per-connection timer below does its
+  // work; a request is answered as soon as its headers are in (no body is read) and the
+  // connection is then closed, so nothing else needs the check. Its longest interval it is.
+  const server = createServer({ maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: HEADERS_MS, keepAliveTimeout: 2_000, connectionsCheckingInterval: TIMEOUT_MAX }, (req, res) => {
     clearTimeout(headerTimers.get(req.socket));
     headerTimers.delete(req.socket);
     // One request per connection: a kept-alive connection would wait for its next headers
