@@ -40,7 +40,7 @@ const TRIALS = Number(opt.trials);
 const BURST = Number(opt.burst);
 const N_INST = Number(opt.instances);
 const IDLE_S = Number(opt['idle-seconds']);
-const DAEMON = resolve(import.meta.dirname, '../src/bin/rundird.js');
+const DAEMON = resolve(import.meta.dirname, '../bundle/rundird.mjs');
 const TRACE = Boolean(process.env.BENCH_TRACE);
 /** Each trial's window on the monotonic clock, for BENCH_TRACE. */
 const windows: (Window & { ms: number })[] = [];

@@ -78,7 +78,7 @@ describe.skipIf(!IS_ROOT)('installs without a compiler', () => {
     execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: clone, env: env(home), stdio: 'ignore', timeout: 240_000 });
     const deb = execFileSync('./scripts/package', { cwd: clone, env: env(home), encoding: 'utf8', timeout: 240_000 }).trim().split('\n').pop()!;
     const files = execFileSync('dpkg-deb', ['-c', join(clone, deb)], { encoding: 'utf8' });
-    expect(files).toContain('usr/lib/rundird/dist/src/bin/rundird.js');
+    expect(files).toContain('usr/lib/rundird/dist/bundle/rundird.mjs');
     expect(files).not.toContain('node_modules/unix-dgram/');
     writeFileSync(join(base, 'deb-files.txt'), files);
   }, 300_000);

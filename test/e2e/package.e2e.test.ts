@@ -18,11 +18,14 @@ describe.skipIf(!has('dpkg-deb'))('npm run package', () => {
   const list = execFileSync('dpkg-deb', ['-c', join(PROJECT, deb)], { encoding: 'utf8' });
 
   it('holds the app, launchers, unit, config, docs and man pages', () => {
-    for (const f of ['./usr/bin/rundird', './usr/bin/rundirctl', './lib/systemd/system/rundird.service', './etc/rundird/rundird.yaml', './usr/lib/rundird/dist/src/bin/rundird.js', './usr/share/man/man8/rundird.8.gz', './usr/share/man/man8/rundirctl.8.gz', './usr/share/doc/rundird/copyright', './usr/lib/systemd/catalog/rundird.catalog']) {
+    for (const f of ['./usr/bin/rundird', './usr/bin/rundirctl', './lib/systemd/system/rundird.service', './etc/rundird/rundird.yaml', './usr/lib/rundird/dist/bundle/rundird.mjs', './usr/share/man/man8/rundird.8.gz', './usr/share/man/man8/rundirctl.8.gz', './usr/share/doc/rundird/copyright', './usr/lib/systemd/catalog/rundird.catalog']) {
       expect(list).toContain(f);
     }
     expect(execFileSync('dpkg-deb', ['-f', join(PROJECT, deb), 'Depends'], { encoding: 'utf8' })).toContain('nodejs (>= 20.19)');
     expect(list).not.toContain('node_modules/node-gyp/');
+    // One bundled file a program: the npm packages are inside it, their licences beside the docs.
+    expect(list).not.toContain('node_modules/rxjs/');
+    expect(list).toContain('./usr/share/doc/rundird/THIRD-PARTY.txt');
     expect(list).not.toContain('dist/bench');
   });
 

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 
-export const CTL = resolve(import.meta.dirname, '../../dist/src/bin/rundirctl.js');
+export const CTL = resolve(import.meta.dirname, '../../dist/bundle/rundirctl.mjs');
 
 export interface CtlRun {
   code: number | null;

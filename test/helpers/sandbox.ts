@@ -9,7 +9,7 @@ export const IS_ROOT = process.geteuid?.() === 0;
 /** The user the rundirs belong to: a real other user as root, oneself otherwise. */
 export const USER = IS_ROOT ? 1000 : process.geteuid!();
 export const GROUP = IS_ROOT ? 1234 : process.getegid!();
-export const DAEMON = resolve(import.meta.dirname, '../../dist/src/bin/rundird.js');
+export const DAEMON = resolve(import.meta.dirname, '../../dist/bundle/rundird.mjs');
 
 /** Marks a root-only test as skipped, and says so where the runner prints. */
 export function rootOnly(name: string): boolean {

@@ -8,7 +8,7 @@ import { formatStatus } from '../../src/cli/rundirctl.js';
 import { CTL } from '../helpers/ctl.js';
 import { DaemonProcess, Sandbox, waitFor } from '../helpers/sandbox.js';
 
-const DAEMON = resolve(import.meta.dirname, '../../dist/src/bin/rundird.js');
+const DAEMON = resolve(import.meta.dirname, '../../dist/bundle/rundird.mjs');
 const ESC = '\x1b[';
 let sb: Sandbox;
 let d: DaemonProcess | null = null;

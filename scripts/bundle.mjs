@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// npm run bundle: the two programs as one file each (dist/bundle/rundird.mjs, rundirctl.mjs),
+// what the .deb ships. Loading some 150 modules (rxjs's whole CommonJS build among them) was
+// most of rundird's start-up time and a sixth of its idle memory; one file, with the ES-module
+// builds of rxjs and yaml so that what is not used is left out, starts in half the time
+// (docs/benchmark.md). tsc still checks the types and builds dist/src for the tests.
+// Left out of the bundle: unix-dgram (a native addon, loaded at run time from node_modules
+// when it is there, src/journal/dgram.ts) and dbus-next's optional usocket and x11.
+import { build } from 'esbuild';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const root = join(dirname(new URL(import.meta.url).pathname), '..');
+
+/** Packages whose "node" export is CommonJS: the ES-module build instead, for tree shaking. */
+const ESM_BUILD = {
+  rxjs: 'dist/esm/index.js',
+  yaml: 'browser/index.js',
+};
+
+const esmBuilds = {
+  name: 'esm-builds',
+  setup(b) {
+    b.onResolve({ filter: new RegExp(`^(${Object.keys(ESM_BUILD).join('|')})$`) }, (args) => ({
+      path: join(dirname(require.resolve(`${args.path}/package.json`, { paths: [root] })), ESM_BUILD[args.path]),
+    }));
+  },
+};
+
+const result = await build({
+  absWorkingDir: root,
+  entryPoints: ['src/bin/rundird.ts', 'src/bin/rundirctl.ts'],
+  outdir: 'dist/bundle',
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  external: ['unix-dgram', 'usocket', 'x11'],
+  plugins: [esmBuilds],
+  // The CommonJS packages inside call require(); an ES module has none of its own.
+  banner: { js: "import { createRequire as __rundirdRequire } from 'node:module'; const require = __rundirdRequire(import.meta.url);" },
+  legalComments: 'none',
+  metafile: true,
+  logLevel: 'warning',
+});
+// The packages inside, each with its version and licence text, for the .deb's documentation.
+const pkgDirs = new Set();
+for (const input of Object.keys(result.metafile.inputs)) {
+  const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+  if (m) pkgDirs.add(m[1]);
+}
+const notes = [...pkgDirs].sort().map((d) => {
+  const pkg = JSON.parse(readFileSync(join(root, d, 'package.json'), 'utf8'));
+  const lic = [pkg.license, ...(pkg.licenses ?? [])].filter(Boolean).map((l) => (typeof l === 'string' ? l : l.type)).join(', ') || 'not stated';
+  const file = readdirSync(join(root, d)).find((f) => /^(licen[cs]e|copying)/i.test(f));
+  const text = file && existsSync(join(root, d, file)) ? readFileSync(join(root, d, file), 'utf8').trim() : `(no licence file in the package)`;
+  return `${pkg.name} ${pkg.version} (${lic})\n\n${text}\n`;
+});
+writeFileSync(join(root, 'dist/bundle/THIRD-PARTY.txt'), `Packages bundled into rundird.mjs and rundirctl.mjs:\n\n${notes.join('\n' + '-'.repeat(72) + '\n\n')}`);
+const sizes = Object.entries(result.metafile.outputs)
+  .filter(([f]) => f.endsWith('.mjs'))
+  .map(([f, o]) => `${f} ${(o.bytes / 1024).toFixed(0)} KiB`);
+process.stdout.write(sizes.join('\n') + '\n');
