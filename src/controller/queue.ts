@@ -5,16 +5,19 @@
 // client-go's rate-limited workqueue: a key is never in the dirty set twice, a key whose sync
 // asks for a retry comes back at once a few times, then with exponential back-off.
 //
-// Order: first in, first out, except that the few keys that arrived since the last turn go
-// first. A login that comes while a burst of a thousand is being worked through is then synced
-// in the next turn instead of behind the whole burst. A burst is many arrivals at once and
-// gets no precedence; at least one older key is synced every turn, so nothing starves.
+// Order: newest first for keys that were not synced lately, then first in, first out. A login
+// that comes while a burst of a thousand rundirs is being worked through is synced in the next
+// turn instead of behind the burst, even when it arrives in the same read of the inotify queue
+// as the burst's tail (newest first under backlog: the "adaptive LIFO" of request queues). A
+// key synced in the last second or two (a user flooding their own rundir, a retry) gets no
+// precedence and goes to the back, so nobody can buy precedence with events; and every turn
+// syncs at least one of the oldest keys, so nothing starves.
 export interface QueueOptions {
   /** Keys handed out per event-loop turn, at most. */
   batch: number;
   /** Work per turn: no further key is started once this much time has passed (one at least). */
   budgetMs: number;
-  /** Arrivals of one turn that go before the older keys; more than this is a burst. */
+  /** Keys not synced lately that are remembered for precedence, newest first (older ones just wait their turn). */
   fresh: number;
   /** Immediate retries before backing off. */
   fastRetries: number;
@@ -23,12 +26,19 @@ export interface QueueOptions {
   maxBackoffMs: number;
 }
 
-export const DEFAULT_QUEUE: QueueOptions = { batch: 64, budgetMs: 2, fresh: 8, fastRetries: 5, backoffMs: 200, maxBackoffMs: 5000 };
+export const DEFAULT_QUEUE: QueueOptions = { batch: 64, budgetMs: 2, fresh: 64, fastRetries: 5, backoffMs: 200, maxBackoffMs: 5000 };
+
+/** How long a synced key counts as synced lately (it is then forgotten within twice that). */
+const RECENT_MS = 1000;
 
 export class WorkQueue {
   private readonly dirty = new Set<number>();
-  /** Keys that became dirty since the last turn began, in order; null: more than `fresh` did. */
-  private arrivals: number[] | null = [];
+  /** Keys not synced lately that became dirty, oldest first (the last one goes first); at most `fresh`. */
+  private newest: number[] = [];
+  /** Keys synced lately: this generation and the one before (each RECENT_MS long). */
+  private syncedNow = new Set<number>();
+  private syncedBefore = new Set<number>();
+  private generationStart = 0;
   private readonly failures = new Map<number, number>();
   private readonly delayed = new Map<number, NodeJS.Timeout>();
   private readonly idleWaiters: (() => void)[] = [];
@@ -45,9 +55,10 @@ export class WorkQueue {
   add(key: number): void {
     if (!this.dirty.has(key)) {
       this.dirty.add(key);
-      if (this.arrivals !== null) {
-        if (this.arrivals.length < this.opts.fresh) this.arrivals.push(key);
-        else this.arrivals = null;
+      // Not a key synced lately: it would only push real newcomers out of the short list.
+      if (!this.syncedNow.has(key) && !this.syncedBefore.has(key)) {
+        this.newest.push(key);
+        if (this.newest.length > this.opts.fresh) this.newest.shift();
       }
     }
     this.kick();
@@ -111,18 +122,25 @@ export class WorkQueue {
   private turn(): void {
     if (this.stopped) return;
     const start = this.now();
+    if (start - this.generationStart > RECENT_MS) {
+      this.syncedBefore = this.syncedNow;
+      this.syncedNow = new Set();
+      this.generationStart = start;
+    }
     try {
       this.work.hints();
     } catch (e) {
       this.work.error(null, e);
     }
-    // Taken after hints(): what hints() marked dirty this turn counts as arrived.
-    const fresh = this.arrivals ?? [];
-    this.arrivals = [];
+    // Taken after hints(): what hints() marked dirty this turn counts as arrived. What is
+    // added during this turn's syncs waits for the next.
+    const fresh = this.newest;
+    this.newest = [];
     const dirtyAtStart = this.dirty.size;
     let n = 0;
     const run = (key: number): void => {
       this.dirty.delete(key);
+      this.syncedNow.add(key);
       n++;
       try {
         this.work.sync(key);
@@ -132,17 +150,23 @@ export class WorkQueue {
       }
     };
     const more = () => n < this.opts.batch && this.now() - start < this.opts.budgetMs && !this.stopped;
-    for (const key of fresh) if (this.dirty.has(key) && (n === 0 || more())) run(key);
-    // At least one older key a turn, whatever the arrivals took. Only keys dirty when the loop
-    // began: one that a sync re-adds (a retry) is appended to the set and waits for the next turn.
+    // Still dirty and not synced since it was remembered (the oldest-first loop may have).
+    const due = (k: number) => this.dirty.has(k) && !this.syncedNow.has(k) && !this.syncedBefore.has(k);
+    let i = fresh.length - 1;
+    for (; i >= 0 && (n === 0 || more()); i--) if (due(fresh[i]!)) run(fresh[i]!);
+    const left = fresh.slice(0, i + 1);
+    // At least one of the oldest keys a turn, whatever the newest took. Only keys dirty when
+    // the loop began: one a sync re-adds (a retry) is appended and waits for the next turn.
     const before = dirtyAtStart - n;
     let older = 0;
     for (const key of this.dirty) {
-      if (older === before || this.stopped || (older > 0 && !more())) break;
+      if (older >= before || this.stopped || (older > 0 && !more())) break;
       run(key);
       older++;
     }
     if (this.stopped) return;
+    // What the budget left of the newest keeps its precedence, behind what arrived meanwhile.
+    if (left.length > 0) this.newest = [...left.filter(due), ...this.newest].slice(-this.opts.fresh);
     if (this.dirty.size > 0 || this.work.hasHints()) {
       setImmediate(() => this.turn());
       return;
