@@ -200,12 +200,14 @@ async function runContender(name: string, start: (t: ReturnType<typeof makeTree>
 
 /**
  * Starts the daemon and resolves when it has said `daemon-started` (its first full pass done,
- * its API listening); `startedMs` is the time from spawn to that record. BENCH_NODE_FLAGS adds
- * Node flags; BENCH_DAEMON_LOG=FILE keeps the daemon's records.
+ * its API listening); `startedMs` is the time from spawn to that record. It runs with the
+ * launcher's Node flags (packaging/node-flags), or BENCH_NODE_FLAGS; BENCH_DAEMON_LOG=FILE keeps
+ * the daemon's records.
  */
 async function startRundird(t: ReturnType<typeof makeTree>, extra: string[] = []): Promise<ChildProcess & { startedMs: number }> {
   const prof = TRACE ? ['--cpu-prof', `--cpu-prof-dir=${TRACE_DIR}`, `--cpu-prof-interval=${TRACE_INTERVAL_US}`] : process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
-  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  // The flags the package's launcher runs it with, unless BENCH_NODE_FLAGS says otherwise.
+  const flags = (process.env.BENCH_NODE_FLAGS ?? readFileSync(resolve(import.meta.dirname, '../../packaging/node-flags'), 'utf8')).split(/\s+/).filter(Boolean);
   const t0 = process.hrtime.bigint();
   const child = spawn(process.execPath, [...flags, ...prof, DAEMON, '--config', t.config, '--runtime-root', t.root, '--snap-root', t.snap, '--api-socket', join(t.base, 'api.sock'), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] }) as ChildProcess & { startedMs: number };
   const keep = process.env.BENCH_DAEMON_LOG ? (await import('node:fs')).createWriteStream(process.env.BENCH_DAEMON_LOG, { flags: 'a' }) : null;
@@ -567,6 +569,7 @@ async function scaleBench(): Promise<Record<string, unknown>> {
             await sleep(2);
           }
         }
+        windows.push({ t0, t1: process.hrtime.bigint(), ms: Number(process.hrtime.bigint() - t0) / 1e6 });
         out.resync_10000 = { seconds: Number((Number(process.hrtime.bigint() - t0) / 1e9).toFixed(3)), target_s: 1, peak_rss_mib: peakRssMiB(pid) };
       }
     } finally {
@@ -585,13 +588,16 @@ function statusField(pid: number, task: number, field: string): number {
 
 /**
  * Start-up and idle, with no bus (--no-logind) and no rundir: the time from spawn to the
- * daemon-started record (its first full pass done, median of 7 starts), RSS after start, and
- * how often the main thread wakes up over 30 s with nothing happening and no client (its
- * voluntary context switches: each is one return from epoll_wait).
+ * daemon-started record (its first full pass done, median of 7 starts); RSS 3 s after start
+ * and once idle (45 s); and how often the main thread wakes up in 30 s of idle with no client
+ * (its voluntary context switches: each is one return from epoll_wait), counted from 15 s
+ * after start, when V8 has done its one-time memory reduction after start-up (at ~8 s).
  */
 async function startup(): Promise<Record<string, unknown>> {
   const times: number[] = [];
   let rss = NaN;
+  let rssIdle = NaN;
+  let anonIdle = NaN;
   let wakeups = NaN;
   for (let i = 0; i < 7; i++) {
     const t = makeTree('startup');
@@ -601,9 +607,12 @@ async function startup(): Promise<Record<string, unknown>> {
       if (i === 0) {
         await sleep(3000);
         rss = statusField(child.pid!, child.pid!, 'VmRSS') / 1024;
+        await sleep(12_000);
         const w0 = statusField(child.pid!, child.pid!, 'voluntary_ctxt_switches');
         await sleep(IDLE_WAKE_S * 1000);
         wakeups = statusField(child.pid!, child.pid!, 'voluntary_ctxt_switches') - w0;
+        rssIdle = statusField(child.pid!, child.pid!, 'VmRSS') / 1024;
+        anonIdle = statusField(child.pid!, child.pid!, 'RssAnon') / 1024;
       }
     } finally {
       child.kill('SIGTERM');
@@ -620,8 +629,10 @@ async function startup(): Promise<Record<string, unknown>> {
   return {
     start_to_first_pass_ms: pct(times, 50),
     bare_node_ms: pct(bare, 50),
-    rss_no_rundir_mib: Number(rss.toFixed(1)),
-    [`main_thread_wakeups_${IDLE_WAKE_S}s`]: wakeups,
+    rss_3s_after_start_mib: Number(rss.toFixed(1)),
+    rss_idle_mib: Number(rssIdle.toFixed(1)),
+    rss_idle_anon_mib: Number(anonIdle.toFixed(1)),
+    [`main_thread_wakeups_${IDLE_WAKE_S}s_idle`]: wakeups,
     targets: { start_ms: 150, rss_mib: 50, wakeups: 0 },
   };
 }
@@ -636,7 +647,8 @@ function tail(): Record<string, unknown> {
 
 async function main(): Promise<void> {
   if (opt.scale) {
-    process.stdout.write(JSON.stringify({ scale: await scaleBench() }, null, 2) + '\n');
+    const scale = await scaleBench();
+    process.stdout.write(JSON.stringify({ scale, ...tail() }, null, 2) + '\n');
     return;
   }
   if (opt['rescue-only']) {

@@ -42,7 +42,7 @@ function label(cf: Profile['nodes'][number]['callFrame']): string {
 }
 
 /** For each of the slowest trials: its time split by what the main thread ran. */
-export function explainTail(p: Profile, windows: (Window & { ms: number })[], top = 8): { trial: number; ms: number; spent: Record<string, number> }[] {
+export function explainTail(p: Profile, windows: (Window & { ms: number })[], top = Number(process.env.BENCH_TRACE_TOP ?? 8)): { trial: number; ms: number; spent: Record<string, number> }[] {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   for (const n of p.nodes) for (const c of n.children ?? []) byId.get(c)!.parent = n.id;
   // The deepest frame of ours on the stack, else the leaf.

@@ -87,6 +87,9 @@ describe.skipIf(why !== null).each(ROOTS)('real %s, logind and PAM', (_name, get
     expect(c.exec('systemctl show -p FragmentPath --value rundird').trim()).toMatch(/^(\/usr)?\/lib\/systemd\/system\/rundird\.service$/);
     expect(c.exec('rundird --check-config')).toContain('/etc/rundird/rundird.yaml: OK');
     expect(c.exec('rundirctl --version')).toMatch(/^rundirctl \d+\.\d+\.\d+/);
+    // The bundled program, run by the launcher with the Node flags of packaging/node-flags.
+    const cmdline = c.exec('tr "\\0" " " < /proc/$(systemctl show -p MainPID --value rundird)/cmdline');
+    expect(cmdline).toMatch(/^\/usr\/bin\/node --max-semi-space-size=2 \/usr\/lib\/rundird\/dist\/bundle\/rundird\.mjs/);
   });
 
   it('runs as Type=notify: ready, with a status line and watchdog pings', async () => {
