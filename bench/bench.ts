@@ -12,7 +12,7 @@
 // --latency-only or --relink-only) tells, for the slowest 2 % of trials, what the daemon's main
 // thread ran during each (bench/tail.ts).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, openSync, statSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { scanProcs } from '../src/sources/procs.js';
@@ -201,32 +201,29 @@ async function runContender(name: string, start: (t: ReturnType<typeof makeTree>
 /**
  * Starts the daemon and resolves when it has said `daemon-started` (its first full pass done,
  * its API listening); `startedMs` is the time from spawn to that record. It runs with the
- * launcher's Node flags (packaging/node-flags), or BENCH_NODE_FLAGS; BENCH_DAEMON_LOG=FILE keeps
- * the daemon's records.
+ * launcher's Node flags (packaging/node-flags), or BENCH_NODE_FLAGS; its records go to
+ * BENCH_DAEMON_LOG=FILE if set (else a file in the tree, gone with it).
  */
 async function startRundird(t: ReturnType<typeof makeTree>, extra: string[] = []): Promise<ChildProcess & { startedMs: number }> {
   const prof = TRACE ? ['--cpu-prof', `--cpu-prof-dir=${TRACE_DIR}`, `--cpu-prof-interval=${TRACE_INTERVAL_US}`] : process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
   // The flags the package's launcher runs it with, unless BENCH_NODE_FLAGS says otherwise.
   const flags = (process.env.BENCH_NODE_FLAGS ?? readFileSync(resolve(import.meta.dirname, '../../packaging/node-flags'), 'utf8')).split(/\s+/).filter(Boolean);
   const t0 = process.hrtime.bigint();
-  const child = spawn(process.execPath, [...flags, ...prof, DAEMON, '--config', t.config, '--runtime-root', t.root, '--snap-root', t.snap, '--api-socket', join(t.base, 'api.sock'), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] }) as ChildProcess & { startedMs: number };
-  const keep = process.env.BENCH_DAEMON_LOG ? (await import('node:fs')).createWriteStream(process.env.BENCH_DAEMON_LOG, { flags: 'a' }) : null;
-  await new Promise<void>((ok, fail) => {
-    let head = '';
-    let started = false;
-    child.stdout!.on('data', (d: Buffer) => {
-      keep?.write(d);
-      if (started) return;
-      head += d.toString();
-      if (head.includes('"daemon-started"')) {
-        started = true;
-        head = '';
-        child.startedMs = Number(process.hrtime.bigint() - t0) / 1e6;
-        ok();
-      }
-    });
-    child.once('exit', (code) => fail(new Error(`rundird exited (${code}) before it started`)));
-  });
+  // Its records go to a file (on the bench's tmpfs), not a pipe: the bench reading them during
+  // the trials would compete with the daemon for the CPU it measures.
+  const logPath = process.env.BENCH_DAEMON_LOG ?? join(t.base, 'daemon.log');
+  const from = existsSync(logPath) ? statSync(logPath).size : 0; // BENCH_DAEMON_LOG may hold earlier runs
+  const out = openSync(logPath, 'a');
+  const child = spawn(process.execPath, [...flags, ...prof, DAEMON, '--config', t.config, '--runtime-root', t.root, '--snap-root', t.snap, '--api-socket', join(t.base, 'api.sock'), ...extra], { stdio: ['ignore', out, 'inherit'] }) as ChildProcess & { startedMs: number };
+  closeSync(out);
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  for (;;) {
+    if (readFileSync(logPath).subarray(from).includes('"daemon-started"')) break;
+    if (exited !== undefined) throw new Error(`rundird exited (${exited}) before it started`);
+    await sleep(1);
+  }
+  child.startedMs = Number(process.hrtime.bigint() - t0) / 1e6;
   return child;
 }
 

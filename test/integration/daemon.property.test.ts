@@ -7,7 +7,7 @@
 // and printed with its seed (replay: RUNDIRD_PROPERTY_SEED=… RUNDIRD_PROPERTY_PATH=…).
 // RUNDIRD_DAEMON_PROPERTY_RUNS sets the number of runs (each up to 25 steps).
 import { execFileSync } from 'node:child_process';
-import { lchownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lchownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
@@ -178,6 +178,8 @@ async function stopServers(which: ('host' | 'frame')[] = ['host', 'frame']): Pro
   }
 }
 
+let removals = 0;
+
 async function apply(m: Model, s: Step): Promise<void> {
   const rd = sb.rundir();
   const priv = (i: Inst) => sb.privateDir(i);
@@ -186,9 +188,13 @@ async function apply(m: Model, s: Step): Promise<void> {
       if (m.rundir === 'absent') return;
       await stopServers();
       if (m.rundir === 'tmpfs') execFileSync('umount', [rd]);
-      // As an rm -rf of a live plain rundir in inotify mode: rundird may make a private dir again
-      // between the entries' removal and the rmdir (it cannot tell this from a user's rmdir), so retry.
-      rmSync(rd, { recursive: true, force: true, maxRetries: 20, retryDelay: 5 });
+      // Moved out of the runtime root in one step, then removed: an rm -rf in place of a live
+      // plain rundir races rundird, which makes each private dir again as it goes (it cannot tell
+      // that from a user's rmdir) and, syncing a UID not synced lately first, can win that race
+      // for a second on end (ENOTEMPTY after 20 retries in CI).
+      const gone = join(sb.base, `removed-${++removals}`);
+      renameSync(rd, gone);
+      rmSync(gone, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 }); // a sync in flight may still finish in it
       m.rundir = 'absent';
       m.broken.clear();
       return;
