@@ -1,16 +1,18 @@
 // npm run bench: rundird against today's baseline (a shell loop on inotifywait doing
-// mkdir/chown/chmod), on a tmpfs as /run/user is. Prints one JSON object. Needs root: the
-// rundirs belong to many different users.
+// mkdir/chown/chmod), on a tmpfs as /run/user is. Prints one JSON object; every latency also
+// as a multiple of the harness's own floor in the same run (20 mkdirs of its own, seen through
+// its own inotify watch). Needs root: the rundirs belong to many different users.
 //   --trials N (default 200)  --burst N (default 1000)  --instances N (default 20)
 //   --idle-seconds N (default 10)  --no-baseline  --scan-only (just the process scan)
 //   --relink-only (just the relink latency)  --rescue-only (just kiosk rescue and rundirctl wait)
 //   --scale (bursts of 100, 1,000 and 10,000 rundirs, a full resync of 10,000 after lost events,
-//   latency during a burst, and the harness's own floor)
+//   latency during a burst; --scale-sizes 1000,10000 picks the bursts)
 //   --latency-only (just the latency of a new rundir)  --startup-only (start-up time, RSS with
 //   no rundir, idle wake-ups)
-// BENCH_PROF=1 writes a CPU profile of the daemon to /tmp/prof. BENCH_TRACE=1 (with
-// --latency-only or --relink-only) tells, for the slowest 2 % of trials, what the daemon's main
-// thread ran during each (bench/tail.ts).
+// The daemon runs with the launcher's Node flags (packaging/node-flags) unless BENCH_NODE_FLAGS
+// is set; BENCH_DAEMON_LOG=FILE keeps its records. BENCH_PROF=1 writes a CPU profile of the
+// daemon to /tmp/prof. BENCH_TRACE=1 (with --latency-only, --relink-only or --scale) tells,
+// for the slowest 2 % of trials, what the daemon's main thread ran during each (bench/tail.ts).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, closeSync, existsSync, openSync, statSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -509,10 +511,8 @@ async function floor(): Promise<{ p50_ms: number; p99_ms: number }> {
  * elsewhere, then let go: the time until all 100 are back is a full resync of 10,000 live
  * rundirs. And logins measured while a burst of 1,000 goes on.
  */
-async function scaleBench(): Promise<Record<string, unknown>> {
+async function scaleBench(f: { p50_ms: number; p99_ms: number }): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  const f = await floor();
-  out.floor = f;
   for (const n of opt['scale-sizes'].split(',').map(Number)) {
     const t = makeTree(`scale${n}`, '400k');
     const child = await startRundird(t);
@@ -545,7 +545,6 @@ async function scaleBench(): Promise<Record<string, unknown>> {
           p99_ms: pct(lat, 99),
           trials: lat.length,
           ...(process.env.BENCH_ALL ? { all: lat.map((x) => Number(x.toFixed(1))) } : {}),
-          p99_floor_ratio: Number((pct(lat, 99) / f.p99_ms).toFixed(1)),
           burst_rundirs_done_after_the_last_login: `${done} of ${uids.length}`,
           login_among_the_bursts_renames_ms: amongMs,
         };
@@ -642,24 +641,39 @@ function tail(): Record<string, unknown> {
   return { tail: p ? explainTail(p, windows) : `no profile in ${TRACE_DIR}` };
 }
 
+/**
+ * Every latency (an object with p50_ms and p99_ms) also as a multiple of the harness's own
+ * floor measured in the same run, so that the figures compare across noisy machines.
+ */
+function withFloorRatios(doc: unknown, f: { p50_ms: number; p99_ms: number }, key = ''): unknown {
+  if (Array.isArray(doc)) return doc.map((d) => withFloorRatios(d, f));
+  if (!doc || typeof doc !== 'object' || key === 'floor') return doc;
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(doc)) o[k] = withFloorRatios(v, f, k);
+  if (typeof o.p50_ms === 'number' && typeof o.p99_ms === 'number') {
+    o.p50_floor_ratio = Number((o.p50_ms / f.p50_ms).toFixed(1));
+    o.p99_floor_ratio = Number((o.p99_ms / f.p99_ms).toFixed(1));
+  }
+  return o;
+}
+
+function print(doc: Record<string, unknown>, f: { p50_ms: number; p99_ms: number }): void {
+  process.stdout.write(JSON.stringify(withFloorRatios({ floor: f, ...doc }, f), null, 2) + '\n');
+}
+
 async function main(): Promise<void> {
-  if (opt.scale) {
-    const scale = await scaleBench();
-    process.stdout.write(JSON.stringify({ scale, ...tail() }, null, 2) + '\n');
-    return;
-  }
-  if (opt['rescue-only']) {
-    process.stdout.write(JSON.stringify({ rescue: await rescueBench() }, null, 2) + '\n');
-    return;
-  }
-  if (opt['relink-only']) {
-    process.stdout.write(JSON.stringify({ relink: await relink(), ...tail() }, null, 2) + '\n');
-    return;
-  }
   if (opt['startup-only']) {
     process.stdout.write(JSON.stringify({ startup: await startup() }, null, 2) + '\n');
     return;
   }
+  if (opt['scan-only']) {
+    process.stdout.write(JSON.stringify({ process_scan: await processScan() }, null, 2) + '\n');
+    return;
+  }
+  const f = await floor();
+  if (opt.scale) return print({ scale: await scaleBench(f), ...tail() }, f);
+  if (opt['rescue-only']) return print({ rescue: await rescueBench() }, f);
+  if (opt['relink-only']) return print({ relink: await relink(), ...tail() }, f);
   if (opt['latency-only']) {
     const t = makeTree('latency');
     const child = await startRundird(t);
@@ -673,12 +687,7 @@ async function main(): Promise<void> {
       await new Promise((r) => child.once('exit', r));
       dropTree(t.base);
     }
-    process.stdout.write(JSON.stringify({ latency: lat, ...tail() }, null, 2) + '\n');
-    return;
-  }
-  if (opt['scan-only']) {
-    process.stdout.write(JSON.stringify({ process_scan: await processScan() }, null, 2) + '\n');
-    return;
+    return print({ latency: lat, ...tail() }, f);
   }
   const out: Record<string, unknown> = {
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, fs: 'tmpfs' },
@@ -709,7 +718,7 @@ async function main(): Promise<void> {
   out.process_scan = await processScan();
   out.relink = await relink();
   out.rescue = await rescueBench();
-  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  print(out, f);
 }
 
 main().catch((e: unknown) => {

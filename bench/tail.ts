@@ -33,9 +33,12 @@ export function newestProfile(): Profile | null {
   return f ? (JSON.parse(readFileSync(join(TRACE_DIR, f), 'utf8')) as Profile) : null;
 }
 
-/** A frame's label: ours by file and function; a library's by package; V8's own by name. */
+/** Our code: the compiled modules, or the bundle (where libraries are inside too, by function). */
+const ours = (url: string) => url.includes('/dist/src/') || url.endsWith('/dist/bundle/rundird.mjs');
+
+/** A frame's label: ours by file (or bundle) and function; a library's by package; V8's own by name. */
 function label(cf: Profile['nodes'][number]['callFrame']): string {
-  const m = /\/dist\/src\/(.*)\.js$/.exec(cf.url) ?? /node_modules\/([^/]+)\//.exec(cf.url);
+  const m = /\/dist\/src\/(.*)\.js$/.exec(cf.url) ?? /\/dist\/(bundle)\/rundird\.mjs$/.exec(cf.url) ?? /node_modules\/([^/]+)\//.exec(cf.url);
   if (m) return `${m[1]}:${cf.functionName || '(anonymous)'}`;
   if (cf.url.startsWith('node:')) return `${cf.url}:${cf.functionName || '(anonymous)'}`;
   return cf.functionName || cf.url || '(unknown)';
@@ -53,7 +56,7 @@ export function explainTail(p: Profile, windows: (Window & { ms: number })[], to
     const leaf = byId.get(id)!;
     s = label(leaf.callFrame);
     for (let n: typeof leaf | undefined = leaf; n; n = n.parent === undefined ? undefined : byId.get(n.parent)) {
-      if (n.callFrame.url.includes('/dist/src/')) {
+      if (ours(n.callFrame.url)) {
         s = n === leaf ? s : `${label(n.callFrame)} > ${s}`;
         break;
       }
