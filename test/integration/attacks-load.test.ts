@@ -3,7 +3,7 @@
 // real unprivileged user against the real daemon; each asserts that the others are still
 // served within a bound stated here, generously (never a benchmark).
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCtl } from '../helpers/ctl.js';
@@ -58,6 +58,25 @@ describe('no user can stop rundird serving the others', () => {
     expect(lost.events as number).toBeGreaterThanOrEqual(lost.threshold as number);
     expect(existsSync(victim)).toBe(true);
   }, 60_000);
+
+  it('a login that comes right behind a burst of 2,000 rundirs is served before the burst is done', async () => {
+    if (rootOnly('rundirs of many users')) return;
+    d = await DaemonProcess.start(sb);
+    // Staged aside with their owners, then renamed in at once, the login last: its event comes
+    // behind the burst's (in the same read of the inotify queue, or the next).
+    const burst = Array.from({ length: 2000 }, (_, i) => 200_000 + i);
+    const login = 300_000;
+    for (const u of [...burst, login]) {
+      mkdirSync(join(sb.base, `.staging-${u}`), { mode: 0o700 });
+      chownSync(join(sb.base, `.staging-${u}`), u, GROUP);
+    }
+    for (const u of [...burst, login]) renameSync(join(sb.base, `.staging-${u}`), sb.rundir(u));
+    await waitFor(() => existsSync(sb.privateDir('kiosk', login)), 'the login served', 60_000);
+    // Order, not time: first in, first out it would be served after all 2,000.
+    const done = burst.filter((u) => existsSync(sb.privateDir('kiosk', u))).length;
+    expect(done).toBeLessThan(burst.length / 2);
+    for (const u of burst) await waitFor(() => existsSync(sb.privateDir('kiosk', u)), `burst rundir ${u} served`, 60_000);
+  }, 180_000);
 
   it('one rundir with 60,000 link sources is reported, not walked; other users and the API are served meanwhile', async () => {
     if (rootOnly('rundirs of several users')) return;
