@@ -5,8 +5,8 @@
 //   --trials N (default 200)  --burst N (default 1000)  --instances N (default 20)
 //   --idle-seconds N (default 10)  --no-baseline  --scan-only (just the process scan)
 //   --relink-only (just the relink latency)  --rescue-only (just kiosk rescue and rundirctl wait)
-//   --scale (bursts of 100, 1,000 and 10,000 rundirs, a full resync of 10,000 after lost events,
-//   latency during a burst; --scale-sizes 1000,10000 picks the bursts)
+//   --scale (bursts of 100, 1,000 and 10,000 rundirs, logins with 10,000 live, a full resync of
+//   10,000 after lost events, latency during a burst; --scale-sizes 1000,10000 picks the bursts)
 //   --latency-only (just the latency of a new rundir)  --startup-only (start-up time, RSS with
 //   no rundir, idle wake-ups)
 // The daemon runs with the launcher's Node flags (packaging/node-flags) unless BENCH_NODE_FLAGS
@@ -550,6 +550,9 @@ async function scaleBench(f: { p50_ms: number; p99_ms: number }): Promise<Record
         };
       }
       if (n === 10000) {
+        // Logins with 10,000 rundirs live (each login's records are written 250 ms later).
+        await sleep(1000);
+        out.latency_at_10000 = await latency(t, 500_000);
         const pid = child.pid!;
         const victims = Array.from({ length: 100 }, (_, i) => 100_000 + 1 + i * 99);
         process.kill(pid, 'SIGSTOP');

@@ -21,7 +21,7 @@ import { readRundir } from '../world/read.js';
 import { Facts } from './facts.js';
 import { WorkQueue } from './queue.js';
 import { addTimeline, isEmpty, madeCount, newRecord, type Made, type UidRecord } from './record.js';
-import { parse, serialize, STORE_MAX_BYTES, storePath, StoreError, type Kept } from './store.js';
+import { assemble, parse, serializeUid, STORE_MAX_BYTES, storePath, StoreError, type Kept } from './store.js';
 import { Watches } from './watches.js';
 import { Rescuer } from './rescue.js';
 import { rundirStatus as statusOf } from '../reconcile/planner.js';
@@ -70,6 +70,8 @@ export class Controller {
   private readonly toWatch = new Map<number, Set<string>>();
   private readonly seenDirs = new Map<number, Map<string, NodeStat | null>>();
   private storeDirty = false;
+  /** Each UID's entry in the records file as last written (null: nothing to keep), until it is synced again. */
+  private readonly storeEntries = new Map<number, string | null>();
   private saveTimer: NodeJS.Timeout | null = null;
   private storeFile: string | null = null;
   /** UIDs whose rundir's device and the mount table disagreed, and how many syncs in a row. */
@@ -154,6 +156,8 @@ export class Controller {
     const applied = rootFd === null || this.host.config().observeOnly ? { outcomes: [], linkOutcomes: [], stale: false } : applyPlan(rootFd, plan.privdirs, plan.links, this.host.selfUid);
     const settled = settle(rec, snap, plan, applied.outcomes, applied.linkOutcomes);
     this.journal(uid, rec, settled);
+    // Its entry is made afresh at the next save (any sync may have changed what is kept).
+    this.storeEntries.delete(uid);
     if (settled.madeChanged) this.storeDirty = true;
     this.watch(uid, plan.live, plan.hold, settled.rearm, snap);
     if (plan.newHolds.size > 0) this.host.askSnapd();
@@ -296,6 +300,7 @@ export class Controller {
   reset(): void {
     this.rescue.dropAll();
     this.records.clear();
+    this.storeEntries.clear();
     this.watches.dropAll();
     this.toWatch.clear();
     this.seenDirs.clear();
@@ -326,6 +331,7 @@ export class Controller {
       return;
     }
     let n = 0;
+    this.storeEntries.clear();
     for (const [uid, k] of made) {
       const r = this.record(uid);
       r.made = k.made;
@@ -356,10 +362,15 @@ export class Controller {
     if (!this.storeDirty && !force) return;
     const cfg = this.host.config();
     const file = (this.storeFile ??= storePath(cfg.apiSocket, cfg.runtimeRoot));
-    const kept = new Map<number, Kept>();
-    for (const [uid, r] of this.records) kept.set(uid, { made: r.made, covered: r.covered });
+    const entries: [number, string][] = [];
+    for (const [uid, r] of this.records) {
+      let e = this.storeEntries.get(uid);
+      if (e === undefined) this.storeEntries.set(uid, (e = serializeUid({ made: r.made, covered: r.covered })));
+      if (e !== null) entries.push([uid, e]);
+    }
+    for (const uid of this.storeEntries.keys()) if (!this.records.has(uid)) this.storeEntries.delete(uid);
     try {
-      writeStateFile(file, serialize(cfg.runtimeRoot, kept));
+      writeStateFile(file, assemble(cfg.runtimeRoot, entries));
       this.storeDirty = false;
     } catch (e) {
       // The records stay in memory and are tried again at the next change.

@@ -4,8 +4,8 @@
 // socket, a pulse/ made late, snaps removed the way snapd 2.57 removes them, and restarts of
 // rundird itself.
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeSnapd } from '../helpers/fake-snapd.js';
 import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, rootOnly, waitFor } from '../helpers/sandbox.js';
@@ -303,6 +303,25 @@ describe('restarts of rundird', () => {
     expect(await talk(link)).toBe(host.expected());
     await waitFor(() => !existsSync(sb.privateDir('gone')), 'its own dir of the removed snap removed');
     expect(d.events('link-refused')).toEqual([]);
+    expect(d.events('privdir-left')).toEqual([]);
+  });
+
+  it('a private dir made after its records were first written is still its own after a restart', async () => {
+    sb.makeRundir();
+    d = await DaemonProcess.start(sb);
+    // The records file beside the API socket, once it names the first private dirs.
+    const apiDir = dirname(String(d.child.spawnargs[d.child.spawnargs.indexOf('--api-socket') + 1]));
+    const records = () => readdirSync(apiDir).filter((f) => /^made-.*\.json$/.test(f)).map((f) => readFileSync(join(apiDir, f), 'utf8')).join('');
+    await waitFor(() => records().includes('"snap.kiosk"'), 'records written');
+    // A snap installed later: its private dir is made in a rundir whose records were written.
+    sb.addSnap('late');
+    snapd.snaps = ['kiosk', 'gone', 'late'];
+    await waitFor(() => existsSync(sb.privateDir('late')), 'private dir of late');
+    await d.stop();
+    snapd.snaps = ['kiosk', 'gone'];
+    sb.removeSnap('late');
+    d = await DaemonProcess.start(sb);
+    await waitFor(() => !existsSync(sb.privateDir('late')), 'its own dir of the snap removed meanwhile removed');
     expect(d.events('privdir-left')).toEqual([]);
   });
 
