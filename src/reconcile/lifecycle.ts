@@ -84,6 +84,10 @@ export function lifecycleSteps(prev: LifecycleState, status: RundirStatus, f: Lo
   // Under logind a rundir becomes logind's tmpfs only through a start job: seen mounted with
   // no start seen (its JobNew still being read, or missed), it has passed through starting.
   if (f.logind && status === 'tmpfs' && now === 'live' && (s === 'absent' || s === 'stopping')) out.push((s = 'starting'));
+  // Likewise a closing rundir seen gone has passed through stopping: under logind only the
+  // purge removes it, and its stop job may have been over before it could be read (the rundir
+  // then went before the job was known: seen on a loaded machine, in CI, on systemd 252).
+  if (f.logind && now === 'absent' && s === 'closing') out.push((s = 'stopping'));
   if (now !== s) out.push(now);
   return out;
 }

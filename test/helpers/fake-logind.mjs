@@ -242,6 +242,19 @@ async function logout(c) {
   }
   const gone = () => { users.delete(s.uid); bus.unexport(userPath(s.uid)); manager.UserRemoved(s.uid, userPath(s.uid)); };
   if (flavor === 'elogind') { purgeRundir(s.uid); gone(); return; }
+  if (c.purgeBeforeJob) {
+    // As on a loaded machine: the purge is over, and its stop job gone, before rundird can
+    // read the job (its JobNew comes late, and GetJob then finds nothing).
+    purgeRundir(s.uid);
+    await sleep(100);
+    const [name, unit] = unitOf(s.uid);
+    unit.state = 'inactive';
+    const id = ++jobSeq;
+    sdManager.JobNew(id, `/org/freedesktop/systemd1/job/${id}`, name);
+    sdManager.JobRemoved(id, `/org/freedesktop/systemd1/job/${id}`, name, 'done');
+    gone();
+    return;
+  }
   await runJob(s.uid, 'stop', async () => {
     if (flavor === 'systemd249') gone(); // UserRemoved may come before the removal
     await sleep(2);

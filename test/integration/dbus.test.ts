@@ -91,6 +91,17 @@ describe('logind lifecycle', () => {
     expect(privateOk()).toBe(true);
   });
 
+  it('a purge over before its stop job could be read was still the purge: closing, stopping, absent', async () => {
+    await startAll('systemd256');
+    await login('c1');
+    await waitFor(privateOk, 'private dirs');
+    await fake!.cmd({ op: 'logout', session: 'c1', delayMs: 20, purgeBeforeJob: true });
+    await waitFor(() => states().at(-1) === 'absent', 'absent after logout');
+    const seq = states();
+    expect(seq.slice(seq.lastIndexOf('live'))).toEqual(['live', 'closing', 'stopping', 'absent']);
+    expect(d!.events('rundir-state').filter((l) => l.state === 'stopping')).toHaveLength(1);
+  });
+
   it('logind absent at start: says so, runs on inotify, switches up when it appears', async () => {
     d = daemon();
     const started = await d.waitForEvent('daemon-started');

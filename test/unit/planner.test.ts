@@ -169,6 +169,10 @@ describe('lifecycle steps', () => {
     expect(lifecycleSteps('closing', 'tmpfs', f(), [])).toEqual(['stopping']);
     expect(lifecycleSteps('stopping', 'plain', f(), [])).toEqual([]);
     expect(lifecycleSteps('stopping', 'absent', f(), [])).toEqual(['absent']);
+    // The purge over before its stop job could be read: it was still the purge.
+    expect(lifecycleSteps('closing', 'absent', f(), [])).toEqual(['stopping', 'absent']);
+    expect(lifecycleSteps('closing', 'absent', f(), [{ type: 'stop', done: true }])).toEqual(['stopping', 'absent']);
+    expect(lifecycleSteps('closing', 'absent', f({ logind: false }), [])).toEqual(['absent']);
     const user = { uid: 0, state: 'active', linger: false, sessions: ['c3'] };
     expect(lifecycleSteps('closing', 'tmpfs', f({ user }), [])).toEqual(['live']); // a new login
   });
