@@ -18,7 +18,7 @@ export interface QueueOptions {
   /** Work per turn: no further key is started once this much time has passed (one at least). */
   budgetMs: number;
   /** Keys not synced lately that are remembered for precedence, newest first (older ones just wait their turn). */
-  fresh: number;
+  newest: number;
   /** Immediate retries before backing off. */
   fastRetries: number;
   /** First back-off, doubled per further retry up to maxBackoffMs. */
@@ -26,14 +26,14 @@ export interface QueueOptions {
   maxBackoffMs: number;
 }
 
-export const DEFAULT_QUEUE: QueueOptions = { batch: 64, budgetMs: 2, fresh: 64, fastRetries: 5, backoffMs: 200, maxBackoffMs: 5000 };
+export const DEFAULT_QUEUE: QueueOptions = { batch: 64, budgetMs: 2, newest: 64, fastRetries: 5, backoffMs: 200, maxBackoffMs: 5000 };
 
 /** How long a synced key counts as synced lately (it is then forgotten within twice that). */
 const RECENT_MS = 1000;
 
 export class WorkQueue {
   private readonly dirty = new Set<number>();
-  /** Keys not synced lately that became dirty, oldest first (the last one goes first); at most `fresh`. */
+  /** Keys not synced lately that became dirty, oldest first (the last one goes first); at most `opts.newest`. */
   private newest: number[] = [];
   /** Keys synced lately: this generation and the one before (each RECENT_MS long). */
   private syncedNow = new Set<number>();
@@ -56,12 +56,16 @@ export class WorkQueue {
     if (!this.dirty.has(key)) {
       this.dirty.add(key);
       // Not a key synced lately: it would only push real newcomers out of the short list.
-      if (!this.syncedNow.has(key) && !this.syncedBefore.has(key)) {
+      if (!this.syncedLately(key)) {
         this.newest.push(key);
-        if (this.newest.length > this.opts.fresh) this.newest.shift();
+        if (this.newest.length > this.opts.newest) this.newest.shift();
       }
     }
     this.kick();
+  }
+
+  private syncedLately(key: number): boolean {
+    return this.syncedNow.has(key) || this.syncedBefore.has(key);
   }
 
   /** Something global changed (the caller's hints will say which keys). */
@@ -151,7 +155,7 @@ export class WorkQueue {
     };
     const more = () => n < this.opts.batch && this.now() - start < this.opts.budgetMs && !this.stopped;
     // Still dirty and not synced since it was remembered (the oldest-first loop may have).
-    const due = (k: number) => this.dirty.has(k) && !this.syncedNow.has(k) && !this.syncedBefore.has(k);
+    const due = (k: number) => this.dirty.has(k) && !this.syncedLately(k);
     let i = fresh.length - 1;
     for (; i >= 0 && (n === 0 || more()); i--) if (due(fresh[i]!)) run(fresh[i]!);
     const left = fresh.slice(0, i + 1);
@@ -166,7 +170,7 @@ export class WorkQueue {
     }
     if (this.stopped) return;
     // What the budget left of the newest keeps its precedence, behind what arrived meanwhile.
-    if (left.length > 0) this.newest = [...left.filter(due), ...this.newest].slice(-this.opts.fresh);
+    if (left.length > 0) this.newest = [...left.filter(due), ...this.newest].slice(-this.opts.newest);
     if (this.dirty.size > 0 || this.work.hasHints()) {
       setImmediate(() => this.turn());
       return;

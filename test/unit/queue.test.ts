@@ -87,7 +87,7 @@ describe('work queue', () => {
 
   it('older keys progress even when a new key arrives every turn', async () => {
     let next = 10_000;
-    const { q, turns } = harness({ budgetMs: 1, fresh: 8 }, (key, q) => {
+    const { q, turns } = harness({ budgetMs: 1, newest: 8 }, (key, q) => {
       // Each arrival brings the next: arrivals alone would fill every turn's budget.
       if ((key === 1 || key >= 10_000) && next < 10_400) q.add(next++);
     });
