@@ -24,6 +24,8 @@ const DROPPED = new Set(['time', 'level', 'pid', 'hostname']);
 /** Names with a meaning of their own in the journal: ours get a prefix instead. */
 const RESERVED = new Set(['MESSAGE', 'MESSAGE_ID', 'PRIORITY', 'CODE_FILE', 'CODE_LINE', 'CODE_FUNC', 'ERRNO', 'INVOCATION_ID', 'USER_INVOCATION_ID', 'SYSLOG_FACILITY', 'SYSLOG_IDENTIFIER', 'SYSLOG_PID', 'SYSLOG_TIMESTAMP', 'SYSLOG_RAW', 'DOCUMENTATION', 'TID', 'UNIT', 'USER_UNIT', 'COREDUMP_UNIT', 'OBJECT_PID']);
 const LEVEL_PRIORITY: Record<string, number> = { trace: 7, debug: 7, info: 6, warn: 4, error: 3, fatal: 2 };
+/** Lists under these keys become one journal field per element (journalctl matches any of them). */
+const REPEATED = new Set(['path', 'instance']);
 /** A value longer than this is cut (journald refuses huge datagrams; nothing of ours is this long). */
 const MAX_VALUE = 16 * 1024;
 
@@ -41,6 +43,10 @@ export function recordToFields(rec: Record<string, unknown>): JournalField[] {
   for (const [k, v] of Object.entries(rec)) {
     if (DROPPED.has(k) || v === undefined || v === null || v === '') continue;
     const name = fieldName(k);
+    if (REPEATED.has(k) && Array.isArray(v)) {
+      for (const x of v) if (x !== null && x !== undefined && typeof x !== 'object') out.push([name, String(x).slice(0, MAX_VALUE)]);
+      continue;
+    }
     let value = typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
     if (value.length > MAX_VALUE) value = value.slice(0, MAX_VALUE) + '…';
     if (name === 'PRIORITY') {

@@ -111,7 +111,7 @@ export function settle(rec: UidRecord, s: UidSnapshot, p: UidPlan, outcomes: Out
     const f = { path: at, instance: a.instance };
     if (a.op === 'mkdir') {
       if (o.record) made.privdirs.set(a.name, o.record);
-      ev(a.recreate ? 'privdir-recreated' : 'privdir-created', { ...f, owner: a.owner, group: a.group, mode: '0700' }, `${a.recreate ? 're-created' : 'created'} ${at}`);
+      (a.recreate ? recreated : created).push({ at, instance: a.instance, owner: a.owner, group: a.group });
     } else if (a.op === 'fix') {
       ev('privdir-corrected', { ...f, from: { owner: a.from.uid, group: a.from.gid, mode: fmtMode(a.from.mode) }, to: { owner: a.owner, group: a.group, mode: '0700' } }, `corrected ${at} (was uid ${a.from.uid} gid ${a.from.gid} mode ${fmtMode(a.from.mode)})`);
     } else if (a.op === 'rmdir') {
@@ -120,7 +120,12 @@ export function settle(rec: UidRecord, s: UidSnapshot, p: UidPlan, outcomes: Out
     }
   };
   // Journaled in the order applied: private dirs made, links, private dirs removed.
+  const created: MadeDir[] = [];
+  const recreated: MadeDir[] = [];
   for (const o of outcomes) if (o.action.op !== 'rmdir') privdirOutcome(o);
+  for (const [event, dirs] of [['privdir-created', created], ['privdir-recreated', recreated]] as const) {
+    for (const r of madeRecords(path, dirs, event === 'privdir-recreated' ? 're-created' : 'created')) ev(event, r.fields, r.message);
+  }
 
   for (const x of p.linkProblems) problems.push({ code: x.code, name: x.target, instance: x.instance, detail: `${path}/${x.detail}` });
   for (const o of linkOutcomes) {
@@ -188,5 +193,35 @@ export function settle(rec: UidRecord, s: UidSnapshot, p: UidPlan, outcomes: Out
   if (leftOut > 0 && rec.problemsLeftOut === 0) ev('privdir-refused', { path, reason: 'problems-capped', left_out: leftOut }, `${path}: more than ${PROBLEM_LIMIT} problems; ${leftOut} more not listed`);
   rec.problems = now;
   rec.problemsLeftOut = leftOut;
+  return out;
+}
+
+interface MadeDir {
+  at: string;
+  instance: string;
+  owner: number;
+  group: number;
+}
+
+/** At most this many private dirs in one record (journald refuses an entry of over 1,024 fields). */
+export const DIRS_PER_RECORD = 100;
+
+/**
+ * The private dirs one sync made, as records of up to DIRS_PER_RECORD dirs each, not one record
+ * per dir: a login makes one per snap, and a wave of logins would otherwise fill journald's
+ * rate limit (10,000 records in 30 s, shared by info and notice) with them. `path` and
+ * `instance` are lists, which the journal gets as one RUNDIR_PATH= and SNAP_INSTANCE= per dir,
+ * so `journalctl SNAP_INSTANCE=firefox` still finds the record that made firefox's.
+ */
+export function madeRecords(rundir: string, dirs: readonly MadeDir[], verb: string): { fields: Record<string, unknown>; message: string }[] {
+  const out: { fields: Record<string, unknown>; message: string }[] = [];
+  for (let i = 0; i < dirs.length; i += DIRS_PER_RECORD) {
+    const part = dirs.slice(i, i + DIRS_PER_RECORD);
+    const names = part.map((d) => d.at.slice(rundir.length + 1));
+    out.push({
+      fields: { path: part.map((d) => d.at), instance: part.map((d) => d.instance), owner: part[0]!.owner, group: part[0]!.group, mode: '0700', count: part.length },
+      message: part.length === 1 ? `${verb} ${part[0]!.at}` : `${verb} ${part.length} private dirs in ${rundir}: ${names.join(', ')}`,
+    });
+  }
   return out;
 }

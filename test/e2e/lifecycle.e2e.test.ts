@@ -106,7 +106,12 @@ describe.skipIf(why !== null).each(ROOTS)('real %s, logind and PAM', (_name, get
     expect(c.exec(`findmnt -n -o FSTYPE ${RD}`).trim()).toBe('tmpfs');
     // Native journal fields, not JSON text: journald matches on them.
     expect(journal(`-u rundird RUNDIRD_EVENT=rundir-mounted RUNDIR_UID=${UID}`).length).toBeGreaterThan(0);
-    expect(journal(`-u rundird RUNDIRD_EVENT=privdir-created RUNDIR_PATH=${RD}/snap.hello-world`)[0]).toMatchObject({ SYSLOG_IDENTIFIER: 'rundird', SNAP_INSTANCE: 'hello-world', MESSAGE_ID: EVENTS['privdir-created'].id });
+    const made = journal(`-u rundird RUNDIRD_EVENT=privdir-created RUNDIR_PATH=${RD}/snap.hello-world`);
+    expect(made[0]).toMatchObject({ SYSLOG_IDENTIFIER: 'rundird', MESSAGE_ID: EVENTS['privdir-created'].id });
+    // One record for the login's private dirs, each dir a value of RUNDIR_PATH and SNAP_INSTANCE (matched above by one of them).
+    const values = (v: string | string[] | undefined) => [v ?? []].flat().sort();
+    expect(made.map((r) => values(r.SNAP_INSTANCE as string | string[]))).toContainEqual([...SNAPS].sort());
+    expect(made.map((r) => values(r.RUNDIR_PATH as string | string[]))).toContainEqual(SNAPS.map((s) => `${RD}/snap.${s}`).sort());
   });
 
   it('a private dir removed by hand comes back', async () => {

@@ -106,7 +106,7 @@ export interface LogLine {
   MESSAGE_ID?: string;
   msg: string;
   uid?: number;
-  path?: string;
+  path?: string | string[];
   reason?: string;
   [k: string]: unknown;
 }

@@ -5,6 +5,7 @@ import { groupReliants } from '../../src/world/reliance.js';
 import { diagnose, type CycleFacts, type UidView } from '../../src/reconcile/diagnose.js';
 import type { ProcRecord } from '../../src/sources/procs.js';
 import { encodeEntry, fieldName, recordToFields } from '../../src/journal/journald.js';
+import { DIRS_PER_RECORD, madeRecords } from '../../src/reconcile/settle.js';
 import { decodeEntry } from '../helpers/journal.js';
 import { parsePasswd } from '../../src/world/passwd.js';
 
@@ -154,5 +155,32 @@ describe('journald native protocol', () => {
     expect(fieldName('errno')).toBe('RUNDIRD_ERRNO');
     expect(fieldName('_secret')).toBe('RUNDIRD_SECRET');
     expect(fieldName('9lives')).toBe('RUNDIRD_9LIVES');
+  });
+
+  it('gives the paths and instances of one record of private dirs as one field each, other lists as JSON', () => {
+    const fields = recordToFields({ msg: 'created 2 private dirs', path: ['/run/user/5/snap.a', '/run/user/5/snap.b'], instance: ['a', 'b'], gone: ['/x', '/y'] });
+    expect(fields.filter(([n]) => n === 'RUNDIR_PATH')).toEqual([['RUNDIR_PATH', '/run/user/5/snap.a'], ['RUNDIR_PATH', '/run/user/5/snap.b']]);
+    expect(fields.filter(([n]) => n === 'SNAP_INSTANCE').map(([, v]) => v)).toEqual(['a', 'b']);
+    expect(fields.filter(([n]) => n === 'GONE')).toEqual([['GONE', '["/x","/y"]']]);
+    // On the wire: the name repeated, each value whole.
+    expect(encodeEntry(fields).toString()).toContain('RUNDIR_PATH=/run/user/5/snap.a\nRUNDIR_PATH=/run/user/5/snap.b\n');
+  });
+});
+
+describe('records of private dirs made', () => {
+  const dir = (i: number) => ({ at: `/run/user/5/snap.s${i}`, instance: `s${i}`, owner: 5, group: 50 });
+  it('one record per sync, not per dir; one dir says what it always said', () => {
+    const one = madeRecords('/run/user/5', [dir(0)], 'created');
+    expect(one).toEqual([{ fields: { path: ['/run/user/5/snap.s0'], instance: ['s0'], owner: 5, group: 50, mode: '0700', count: 1 }, message: 'created /run/user/5/snap.s0' }]);
+    const twenty = madeRecords('/run/user/5', Array.from({ length: 20 }, (_, i) => dir(i)), 're-created');
+    expect(twenty).toHaveLength(1);
+    expect(twenty[0]!.fields.instance).toHaveLength(20);
+    expect(twenty[0]!.message).toMatch(/^re-created 20 private dirs in \/run\/user\/5: snap\.s0, snap\.s1, .*snap\.s19$/);
+    expect(madeRecords('/run/user/5', [], 'created')).toEqual([]);
+  });
+  it(`at most ${DIRS_PER_RECORD} dirs a record (journald refuses entries of over 1,024 fields)`, () => {
+    const many = madeRecords('/run/user/5', Array.from({ length: 2 * DIRS_PER_RECORD + 1 }, (_, i) => dir(i)), 'created');
+    expect(many.map((r) => r.fields.count)).toEqual([DIRS_PER_RECORD, DIRS_PER_RECORD, 1]);
+    expect(many.flatMap((r) => r.fields.instance as string[])).toEqual(Array.from({ length: 2 * DIRS_PER_RECORD + 1 }, (_, i) => `s${i}`));
   });
 });
