@@ -1,5 +1,5 @@
 // Reads a UID's rundir as it is now. Read-only; lstat never follows a planted link.
-import { lstatSync, opendirSync, readFileSync, type Stats } from 'node:fs';
+import { lstatSync, opendirSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { parseMountInfo, topMounts, type Mount } from './mountinfo.js';
 import { kindOfMode, type MountRef, type NodeStat, type RundirActual } from './types.js';
@@ -89,14 +89,50 @@ export function listBounded(path: string, limit: number): string[] | null | type
   }
 }
 
+/** tmpfs gives a directory a size of 20 bytes per entry, "." and ".." included (BOGO_DIRENT_SIZE). */
+const TMPFS_DIRENT_BYTES = 20;
+
+/** The type of the filesystem `path` is on, as the mount table says (its nearest mount point). */
+export function fsTypeAt(mounts: MountSnapshot, path: string): string | null {
+  for (let p = path; ; p = p.slice(0, Math.max(1, p.lastIndexOf('/')))) {
+    const m = mounts.top.get(p);
+    if (m) return m.fsType;
+    if (p === '/') return null;
+  }
+}
+
+/**
+ * The names in a rundir, as listBounded says. On tmpfs the directory's size counts its
+ * entries, so one that holds no more than the limit is read in one readdir (a Dir object costs
+ * ~25 µs to make, more than the read); a few more may arrive between the two calls, and a
+ * list over the limit is still OVERFULL.
+ */
+export function listRundir(path: string, st: Stats, tmpfs: boolean, limit: number): string[] | null | typeof OVERFULL {
+  if (!tmpfs || st.size / TMPFS_DIRENT_BYTES - 2 > limit) return listBounded(path, limit);
+  let names: string[];
+  try {
+    names = readdirSync(path);
+  } catch {
+    return null;
+  }
+  return names.length > limit ? OVERFULL : names;
+}
+
 export function readRundir(runtimeRoot: string, uid: number, names: readonly string[], mounts: MountSnapshot, maxEntries: number): RundirActual {
   const path = join(runtimeRoot, String(uid));
-  const node = lstatOrNull(path);
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(path, { throwIfNoEntry: false });
+  } catch (e) {
+    const c = (e as NodeJS.ErrnoException).code;
+    if (c !== 'ENOENT' && c !== 'ENOTDIR') throw e;
+  }
+  const node = st ? toNodeStat(st) : null;
   const entries = new Map<string, NodeStat | null>();
-  if (node?.kind === 'dir') {
+  if (st && node?.kind === 'dir') {
     // One readdir, then lstat only what is there: a fresh rundir costs one call, not one per name.
     // Unreadable, gone meanwhile or over the entry limit: lstat each name, which says what is there.
-    const listed = listBounded(path, maxEntries);
+    const listed = listRundir(path, st, fsTypeAt(mounts, path) === 'tmpfs', maxEntries);
     const present = Array.isArray(listed) ? new Set(listed) : null;
     for (const n of names) entries.set(n, present && !present.has(n) ? null : blockingMountAt(mounts, join(path, n)) ? MOUNT_POINT : lstatOrNull(join(path, n)));
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseMountInfo, parseMountInfoLine, topMounts, unescapeMountPath } from '../../src/world/mountinfo.js';
+import { fsTypeAt } from '../../src/world/read.js';
 import { globToRegExp, instanceOfPrivateDir, parseInstanceName } from '../../src/world/instances.js';
 import { Inventory } from '../../src/world/snaps.js';
 import { ABSENT, holdWrites, lifecycleEvent, lifecycleState, needsRearm, type Observed } from '../../src/reconcile/lifecycle.js';
@@ -37,6 +38,13 @@ describe('mountinfo', () => {
     const top = topMounts(t);
     expect(top.get('/run/user/0')!.id).toBe(31);
     expect(top.get('/run/user/1000')!.id).toBe(29);
+  });
+
+  it('says which filesystem a path is on: its nearest mount point', () => {
+    const top = topMounts(parseMountInfo([line(1, 0, '/', 'ext4'), line(2, 1, '/run'), line(3, 2, '/run/user/7', 'fuse.sshfs')].join('\n')));
+    const at = (p: string) => fsTypeAt({ top, errors: [] }, p);
+    expect([at('/run/user/5'), at('/run/user'), at('/run'), at('/run/user/7'), at('/run/user/7/x'), at('/run/user/70'), at('/srv')]).toEqual(['tmpfs', 'tmpfs', 'tmpfs', 'fuse.sshfs', 'fuse.sshfs', 'tmpfs', 'ext4']);
+    expect(fsTypeAt({ top: new Map(), errors: [] }, '/run/user/5')).toBeNull();
   });
 });
 

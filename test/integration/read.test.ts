@@ -1,0 +1,53 @@
+// Reading a rundir on a real tmpfs: a directory's size there counts its entries, which lets a
+// small rundir be listed in one readdir; the entry limit must hold all the same.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { listRundir, OVERFULL, readMounts, readRundir } from '../../src/world/read.js';
+import { rootOnly } from '../helpers/sandbox.js';
+
+describe('reading a rundir on tmpfs', () => {
+  let base = '';
+  beforeEach(() => {
+    base = mkdtempSync(join(tmpdir(), 'rundird-read-'));
+  });
+  afterEach(() => {
+    try {
+      execFileSync('umount', [join(base, 'run')], { stdio: 'ignore' });
+    } catch {
+      // not mounted
+    }
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('lists within the limit, says OVERFULL past it, also when entries arrive after the size was read', () => {
+    if (rootOnly('mounting a tmpfs')) return;
+    const root = join(base, 'run');
+    mkdirSync(root);
+    execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', root]);
+    const rd = join(root, '5');
+    mkdirSync(rd);
+    for (const n of ['snap.a', 'snap.b']) mkdirSync(join(rd, n));
+    writeFileSync(join(rd, 'f0'), '');
+    const small = lstatSync(rd);
+    expect(small.size).toBe(20 * (3 + 2)); // what the fast path relies on
+    expect((listRundir(rd, small, true, 3) as string[]).sort()).toEqual(['f0', 'snap.a', 'snap.b']);
+    expect(listRundir(rd, small, true, 2)).toBe(OVERFULL);
+    // Files made after the size was read: the list is still held to the limit.
+    for (let i = 1; i < 10; i++) writeFileSync(join(rd, `f${i}`), '');
+    expect(listRundir(rd, small, true, 5)).toBe(OVERFULL);
+    expect(listRundir(rd, lstatSync(rd), true, 5)).toBe(OVERFULL);
+    expect(listRundir(rd, lstatSync(rd), false, 5)).toBe(OVERFULL);
+    expect(listRundir(rd, lstatSync(rd), true, 12)).toHaveLength(12);
+
+    // readRundir finds the tmpfs in the mount table, and says the same either way.
+    const mounts = readMounts('/proc/self/mountinfo');
+    const names = ['snap.a', 'snap.b', 'snap.c'];
+    const within = readRundir(root, 5, names, mounts, 100);
+    const over = readRundir(root, 5, names, mounts, 3);
+    expect([...within.entries].map(([n, s]) => [n, s?.kind ?? null])).toEqual([['snap.a', 'dir'], ['snap.b', 'dir'], ['snap.c', null]]);
+    expect(over.entries).toEqual(within.entries);
+  });
+});
