@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import { applyRescue, dropStaleTemps, openRescueDir, type RescueOutcome } from '../effects/rescue.js';
-import { close, fstat, openDirAt } from '../effects/safefs.js';
+import { close, fdPath, fstat, openDirAt } from '../effects/safefs.js';
 import { logEvent, type Log } from '../journal/logger.js';
 import type { EventName } from '../journal/events.js';
 import { planRescue, relOfRescueName, rescueName, rescuePathsHere, type RescueAction, type RescueSnapshot } from '../reconcile/rescue.js';
@@ -119,17 +119,17 @@ export class Rescuer {
       const kept = new Map<string, NodeStat>();
       if (restore || this.withKept.has(uid)) {
         rescueFd = openRescueDir(rescueRoot(cfg), uid);
-        const names = readdirSync(`/proc/self/fd/${rescueFd}`);
+        const names = readdirSync(fdPath(rescueFd));
         dropStaleTemps(rescueFd, names);
         for (const name of names) {
           const rel = relOfRescueName(name);
-          const st = rel === null ? null : lstatOrNull(`/proc/self/fd/${rescueFd}/${name}`);
+          const st = rel === null ? null : lstatOrNull(`${fdPath(rescueFd)}/${name}`);
           if (rel !== null && st) kept.set(rel, st);
         }
       }
       const held = this.plain.get(uid) ?? null;
       const inPlain = new Map<string, NodeStat | null>();
-      if (held) for (const rel of reliantUnits.keys()) inPlain.set(rel, lstatOrNull(`/proc/self/fd/${held.fd}/${rel}`));
+      if (held) for (const rel of reliantUnits.keys()) inPlain.set(rel, lstatOrNull(`${fdPath(held.fd)}/${rel}`));
       const here = new Map<string, NodeStat | null>();
       if (actual.node?.kind === 'dir') for (const rel of rescuePathsHere(kept.keys(), rec.rescue)) here.set(rel, lstatOrNull(`${path}/${rel}`));
       const snap: RescueSnapshot = {
@@ -156,7 +156,7 @@ export class Rescuer {
       const outcomes = applyRescue({ rootFd, rescueFd, rescuePath: join(rescueRoot(cfg), String(uid)), plainFd: held?.fd ?? null, uid, gid: this.host.gidOf(uid), selfUid: this.host.selfUid }, actions);
       const wrote = this.settle(uid, rec, path, outcomes, reliantUnits);
       let left = 0;
-      for (const name of readdirSync(`/proc/self/fd/${rescueFd}`)) if (relOfRescueName(name) !== null) left++;
+      for (const name of readdirSync(fdPath(rescueFd))) if (relOfRescueName(name) !== null) left++;
       if (left > 0) this.withKept.add(uid);
       else this.withKept.delete(uid);
       return wrote;

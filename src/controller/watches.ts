@@ -7,7 +7,7 @@
 // appears, and the next sync arms it. Every event only marks the UID dirty.
 import type { Subscription } from 'rxjs';
 import { watchDir } from '../sources/watchDir.js';
-import { close, fstat, openDirAt } from '../effects/safefs.js';
+import { close, fdPath, fstat, openDirAt } from '../effects/safefs.js';
 import type { NodeStat } from '../world/types.js';
 
 interface Armed {
@@ -97,7 +97,7 @@ export class Watches {
       // The kernel resolves the descriptor's magic link to the very inode that was checked.
       let failed = false;
       let sub: Subscription | undefined = undefined;
-      sub = watchDir(`/proc/self/fd/${fd}`).subscribe((e) => {
+      sub = watchDir(fdPath(fd)).subscribe((e) => {
         if (e.type === 'error') {
           // The directory went (or cannot be watched): the next sync arms it again if it is back.
           failed = true;

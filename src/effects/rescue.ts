@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { KEEP_TEMP, rescueName, type Proof, type RescueAction } from '../reconcile/rescue.js';
 import { openRel, type Make } from './links.js';
-import { at, close, dirFs, fchmod, fchown, fstat, lstatAt, mkdirProven, openDirAt, tempName } from './safefs.js';
+import { at, close, dirFs, fchmod, fchown, fdPath, fstat, lstatAt, mkdirProven, openDirAt, tempName } from './safefs.js';
 
 export interface RescueIO {
   rootFd: number;
@@ -76,7 +76,7 @@ function openRundir(io: RescueIO): number {
 /** A descriptor of the directory a rundir-relative path is in (a new one: the caller closes it). */
 function openParent(rundirFd: number, rel: string, uid: number, make?: Make): number {
   const dir = parentOf(rel);
-  return dir === '' ? fs.openSync(`/proc/self/fd/${rundirFd}`, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY) : openRel(rundirFd, dir, uid, make);
+  return dir === '' ? fs.openSync(fdPath(rundirFd), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY) : openRel(rundirFd, dir, uid, make);
 }
 
 function withDir<T>(fd: number, fn: (fd: number) => T): T {

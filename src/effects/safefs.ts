@@ -8,11 +8,28 @@ import * as fs from 'node:fs';
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK;
 
+/**
+ * The descriptors' directory: /proc/PID/fd where /proc is this process's own (its `self` link
+ * names this pid; in another pid namespace's /proc that PID would be someone else), which
+ * spares every call the lookup of `self` (~0.8 of ~8 µs a mkdir); else /proc/self/fd.
+ */
+const FD_DIR = ((): string => {
+  try {
+    if (fs.readlinkSync('/proc/self') === String(process.pid)) return `/proc/${process.pid}/fd`;
+  } catch {
+    // no /proc/self link to compare: the safe spelling
+  }
+  return '/proc/self/fd';
+})();
+
+/** The path that names an open descriptor (its magic link). */
+export const fdPath = (fd: number): string => `${FD_DIR}/${fd}`;
+
 export function at(dirfd: number, name: string): string {
   if (name === '' || name === '.' || name === '..' || name.includes('/')) {
     throw Object.assign(new Error(`refusing entry name ${JSON.stringify(name)}`), { code: 'EINVAL' });
   }
-  return `/proc/self/fd/${dirfd}/${name}`;
+  return `${FD_DIR}/${dirfd}/${name}`;
 }
 
 /** Opens a trusted, configured directory (the runtime root). */
@@ -56,7 +73,7 @@ export function dirFs(dirfd: number): DirFs {
   const st = fs.fstatSync(dirfd);
   let tmpfs = false;
   try {
-    tmpfs = fs.statfsSync(`/proc/self/fd/${dirfd}`).type === TMPFS_MAGIC;
+    tmpfs = fs.statfsSync(fdPath(dirfd)).type === TMPFS_MAGIC;
   } catch {
     // unknown: the slow proof
   }
@@ -75,7 +92,7 @@ export function mkdirProven(dirfd: number, name: string, mode: number, selfUid: 
   const fd = openDirAt(dirfd, name);
   try {
     const st = fs.fstatSync(fd);
-    const empty = parent.tmpfs ? st.size === 40 : fs.readdirSync(`/proc/self/fd/${fd}`).length === 0;
+    const empty = parent.tmpfs ? st.size === 40 : fs.readdirSync(fdPath(fd)).length === 0;
     if (!st.isDirectory() || st.uid !== selfUid || st.dev !== parent.dev || st.nlink !== 2 || !empty) {
       throw Object.assign(new Error(`${name} was replaced right after mkdir (uid ${st.uid}, ${st.nlink} links); left untouched`), { code: 'ESWAPPED' });
     }

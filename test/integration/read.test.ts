@@ -2,11 +2,12 @@
 // small rundir be listed in one readdir; the entry limit must hold all the same.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, lstatSync, mkdirSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listRundir, OVERFULL, readMounts, readRundir } from '../../src/world/read.js';
 import { rootOnly } from '../helpers/sandbox.js';
+import { at, fdPath } from '../../src/effects/safefs.js';
 
 describe('reading a rundir on tmpfs', () => {
   let base = '';
@@ -49,5 +50,17 @@ describe('reading a rundir on tmpfs', () => {
     const over = readRundir(root, 5, names, mounts, 3);
     expect([...within.entries].map(([n, s]) => [n, s?.kind ?? null])).toEqual([['snap.a', 'dir'], ['snap.b', 'dir'], ['snap.c', null]]);
     expect(over.entries).toEqual(within.entries);
+  });
+
+  it("names this process's own descriptors (by its pid where /proc is its own)", () => {
+    const fd = openSync(base, constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      expect(fdPath(fd)).toBe(`/proc/${process.pid}/fd/${fd}`);
+      expect(readlinkSync(fdPath(fd))).toBe(base);
+      mkdirSync(at(fd, 'made'));
+      expect(statSync(join(base, 'made')).isDirectory()).toBe(true);
+    } finally {
+      closeSync(fd);
+    }
   });
 });
