@@ -74,7 +74,16 @@ function link(path: string): string | null {
   }
 }
 
-function readOne(o: ScanOptions, pid: number): { raw: Raw | null; unreadable: boolean } {
+/** The scan's time slices: `due()` says the current one is spent, `pause()` yields and starts the next. */
+interface Slicer {
+  due(): boolean;
+  pause(): Promise<void>;
+}
+
+/** fd links read between two looks at the clock. */
+const FDS_PER_CHECK = 32;
+
+async function readOne(o: ScanOptions, pid: number, slices: Slicer): Promise<{ raw: Raw | null; unreadable: boolean }> {
   const dir = join(o.procRoot, String(pid));
   const status = readText(join(dir, 'status'));
   const st = status === null ? null : parseStatus(status);
@@ -109,8 +118,12 @@ function readOne(o: ScanOptions, pid: number): { raw: Raw | null; unreadable: bo
   } catch {
     unreadable = true;
   }
-  for (const fd of fds.slice(0, o.maxFds ?? 4096)) {
-    const t = link(join(dir, 'fd', fd));
+  const limit = Math.min(fds.length, o.maxFds ?? 4096);
+  for (let k = 0; k < limit; k++) {
+    // A process with hundreds of fds (systemd, a browser) takes milliseconds to read: the scan
+    // yields inside it too, so that a login's pass never waits behind one process.
+    if (k % FDS_PER_CHECK === FDS_PER_CHECK - 1 && slices.due()) await slices.pause();
+    const t = link(join(dir, 'fd', fds[k]!));
     if (t === null) continue;
     const f = parseFdTarget(t);
     if (f.kind === 'socket') socketInodes.push(f.inode);
@@ -132,23 +145,29 @@ export async function scanProcs(o: ScanOptions): Promise<ScanResult> {
   const pids = (o.pids ?? allPids(o.procRoot)).filter((p) => p !== o.skipPid);
   const raws: Raw[] = [];
   let unreadable = 0;
-  let i = 0;
-  while (i < pids.length) {
-    if (i > 0) await new Promise((r) => setImmediate(r));
-    const slice = performance.now();
-    // Most reads of other processes fail (EACCES, gone meanwhile): without stack traces a
-    // failed read costs a tenth as much.
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
-    try {
-      do {
-        const g = readOne(o, pids[i++]!);
-        if (g.unreadable) unreadable++;
-        if (g.raw) raws.push(g.raw);
-      } while (i < pids.length && performance.now() - slice < SLICE_MS);
-    } finally {
-      Error.stackTraceLimit = limit;
+  // Most reads of other processes fail (EACCES, gone meanwhile): without stack traces a failed
+  // read costs a tenth as much. Only while the scan runs: the rest of the daemon keeps them.
+  const traces = Error.stackTraceLimit;
+  let slice = performance.now();
+  const slices: Slicer = {
+    due: () => performance.now() - slice >= SLICE_MS,
+    pause: async () => {
+      Error.stackTraceLimit = traces;
+      await new Promise((r) => setImmediate(r));
+      Error.stackTraceLimit = 0;
+      slice = performance.now();
+    },
+  };
+  Error.stackTraceLimit = 0;
+  try {
+    for (let i = 0; i < pids.length; i++) {
+      if (i > 0 && slices.due()) await slices.pause();
+      const g = await readOne(o, pids[i]!, slices);
+      if (g.unreadable) unreadable++;
+      if (g.raw) raws.push(g.raw);
     }
+  } finally {
+    Error.stackTraceLimit = traces;
   }
   // Socket tables are per network namespace: read one for each namespace that holds sockets.
   const tables = new Map<string, Map<number, { path: string; listening: boolean }>>();

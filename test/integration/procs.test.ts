@@ -54,6 +54,25 @@ describe('who relies on which rundir, from a fixture proc tree', () => {
     expect((await scanProcs({ procRoot: fx.root, runtimeRoot: sb.runtimeRoot, pids: [200, 999] })).procs.map((p) => p.pid)).toEqual([200]);
   });
 
+  it('yields to the event loop inside one process with thousands of fds, and still reads all of them', async () => {
+    const rd = sb.rundir(USER);
+    const fds: Record<number, string> = {};
+    for (let i = 0; i < 3000; i++) fds[i + 3] = i === 2999 ? `${rd}/last` : '/dev/null';
+    fx.add({ pid: 100, comm: 'systemd', cgroup: '/init.scope', fds });
+    let turns = 0;
+    let counting = true;
+    const tick = () => {
+      turns++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const r = await scanProcs({ procRoot: fx.root, runtimeRoot: sb.runtimeRoot });
+    counting = false;
+    // 3,000 readlinks take milliseconds; the scan gives the loop a turn every half millisecond of them.
+    expect(turns).toBeGreaterThan(2);
+    expect(r.procs.map((p) => p.files)).toEqual([[{ path: `${rd}/last`, deleted: false }]]);
+  });
+
   it('a snap daemon with a missing XDG_RUNTIME_DIR: one warning with UNIT and SNAP_INSTANCE, however many processes, however often asked', async () => {
     sb.makeRundir();
     const rd = sb.rundir(USER);
