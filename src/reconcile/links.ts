@@ -231,6 +231,18 @@ export function planLinks(input: LinkPlanInput): { actions: LinkAction[]; proble
       refuse('link-source-refused', `${c.source} belongs to UID ${src.uid}, not ${uid}: never linked across users`);
       continue;
     }
+    // Nor out of a directory that is not the user's (a private dir root made, say) or not a
+    // directory: applying would refuse to open it, and a plan that is always refused is planned
+    // again at every sync.
+    const unsafe = ancestorsOf(c.source).find((d) => {
+      const n = st(d);
+      return n !== null && (n.kind !== 'dir' || n.uid !== uid);
+    });
+    if (unsafe !== undefined) {
+      const n = st(unsafe)!;
+      refuse('link-source-refused', `${c.source}: ${unsafe} ${n.kind !== 'dir' ? `is a ${n.kind}, not a directory` : `belongs to UID ${n.uid}, not ${uid}`}; not linking out of it`);
+      continue;
+    }
     // The directories above the target: the first must exist (the private dir, or the rundir
     // itself; one this plan makes counts); deeper ones are made with the first's owner and mode 0700.
     const parts = c.target.split('/');
@@ -305,6 +317,12 @@ export function planLinks(input: LinkPlanInput): { actions: LinkAction[]; proble
     else actions.push({ op: 'rmdir', dir, ino: rec.ino, dev: rec.dev, instance: rec.instance });
   }
   return { actions, problems };
+}
+
+/** The directories above a rundir-relative path, outermost first ('' and the rundir itself left out). */
+function ancestorsOf(rel: string): string[] {
+  const parts = rel.split('/');
+  return parts.slice(1).map((_, i) => parts.slice(0, i + 1).join('/'));
 }
 
 /** A symlink's value from the target's directory to the source, both rundir-relative. */

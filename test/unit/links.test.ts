@@ -69,6 +69,12 @@ describe('link planner', () => {
     expect(plan([['pulse/native', st('socket', 10)], ['snap.kiosk', st('dir', 2)], ['snap.kiosk/pulse', st('symlink', 3)]], [], [deep]).problems[0]!.code).toBe('link-parent-refused');
     expect(plan([['pulse/native', st('socket', 10)], ['snap.kiosk', st('dir', 2)], ['snap.kiosk/pulse', null], ['snap.kiosk/pulse/native', null]], [], [deep]).actions[0]).toMatchObject({ mkdirs: ['snap.kiosk/pulse'] });
     expect(plan([['wayland-0', st('socket', 10)], ['snap.kiosk', st('dir', 2, 4243)]]).problems[0]!.code).toBe('link-parent-refused');
+    // Out of a directory that is not the user's, or not a directory: applying would refuse it at every sync.
+    const out = cand({ source: 'snap.frame/wayland-9', target: 'wayland-9' });
+    const from = (parent: NodeStat) => plan([['snap.frame', parent], ['snap.frame/wayland-9', st('socket', 10)], ['wayland-9', null]], [], [out]);
+    expect(from(st('dir', 2, 0))).toMatchObject({ actions: [], problems: [{ code: 'link-source-refused', detail: 'snap.frame/wayland-9: snap.frame belongs to UID 0, not 1000; not linking out of it' }] });
+    expect(from(st('symlink', 2))).toMatchObject({ actions: [], problems: [{ code: 'link-source-refused', detail: 'snap.frame/wayland-9: snap.frame is a symlink, not a directory; not linking out of it' }] });
+    expect(from(st('dir', 2)).actions).toMatchObject([{ op: 'link', source: 'snap.frame/wayland-9', target: 'wayland-9' }]);
   });
 
   it('writes relative symlink values', () => {
