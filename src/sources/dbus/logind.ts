@@ -305,7 +305,7 @@ export class Logind {
     else this.cb.dirty(uid);
   }
 
-  /** A unit's processes (GetUnitProcesses, systemd ≥ 238); null when systemd cannot say. */
+  /** A unit's processes (GetUnitProcesses, systemd >= 238); null when systemd cannot say. */
   async unitPids(unit: string): Promise<number[] | null> {
     if (this.bus.owner(SYSTEMD1) === null) return null;
     try {
