@@ -165,6 +165,8 @@ export class Daemon {
     );
     this.waiters = new Waiters({
       rundir: (uid) => join(this.cfg.runtimeRoot, String(uid)),
+      runtimeRoot: () => this.cfg.runtimeRoot,
+      mounts: () => this.facts.mounts,
       live: (uid) => {
         const r = this.ctl.records.get(uid);
         const st = r?.observed.status;
@@ -175,6 +177,7 @@ export class Daemon {
       {
         mode: () => this.mode,
         runtimeRoot: () => this.cfg.runtimeRoot,
+        mounts: () => this.facts.mounts,
         lifecycle: (uid) => this.ctl.records.get(uid)?.lifecycle ?? 'absent',
         linger: (uid) => this.linger(uid),
         userName: (uid) => this.passwd.name(uid),

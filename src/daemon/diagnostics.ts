@@ -1,7 +1,8 @@
 // Who relies on which rundir, and the warnings that follow. Scans are event-driven: a full scan
 // on rundir lifecycle transitions (coalesced: one running, at most one queued), a unit's own
 // processes when systemd finishes a job for it, and on demand (rundirctl doctor). Never periodic.
-import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { lstatBelowRoot, type MountSnapshot } from '../world/read.js';
 import { join } from 'node:path';
 import { logEvent, type Log } from '../journal/logger.js';
 import { diagnose, type CycleFacts, type UidView, type Warning } from '../reconcile/diagnose.js';
@@ -14,6 +15,8 @@ import type { RundirStatus } from '../world/types.js';
 export interface DiagHost {
   mode(): 'logind' | 'inotify';
   runtimeRoot(): string;
+  /** The mount table as the controller last read it. */
+  mounts(): MountSnapshot;
   lifecycle(uid: number): LifecycleState;
   /** null when unknown (no logind). */
   linger(uid: number): boolean | null;
@@ -245,12 +248,16 @@ export class Diagnostics {
     for (const [uid, c] of this.cycles) if (c.startOverPlain && !c.purged) uids.add(uid);
     for (const uid of uids) views.set(uid, this.view(uid));
     const missing = new Set<string>();
+    // Paths the processes name: walked from the rundir down, never through a symlink or into a
+    // mount that could block (a user's FUSE server that never answers would hang the daemon).
+    const mounts = this.host.mounts();
+    const root = this.host.runtimeRoot();
     for (const r of reliants) {
       for (const p of [...r.xdgRuntimeDirs, ...r.sockets]) {
         try {
-          lstatSync(p);
+          if (lstatBelowRoot(mounts, root, p) === null) missing.add(p);
         } catch {
-          missing.add(p);
+          // unreadable: not said to be missing
         }
       }
     }

@@ -3,7 +3,7 @@
 // watches, and the directories of waited-for sockets, make those syncs happen); the only timer
 // is a short back-off while a socket exists but does not accept yet (bind comes before listen,
 // and listen makes no inotify event).
-import { lstatSync } from 'node:fs';
+import { lstatBelowRoot, UNKNOWN, type MountSnapshot } from '../world/read.js';
 import { connect } from 'node:net';
 
 export interface WaitResult {
@@ -24,6 +24,9 @@ interface Waiter {
 
 export interface WaitHost {
   rundir(uid: number): string;
+  runtimeRoot(): string;
+  /** The mount table as the controller last read it. */
+  mounts(): MountSnapshot;
   /** The rundir is there and usable (not being started, closed or purged). */
   live(uid: number): boolean;
 }
@@ -88,7 +91,9 @@ export class Waiters {
     const path = `${this.host.rundir(w.uid)}/${w.socket}`;
     let isSocket = false;
     try {
-      isSocket = lstatSync(path).isSocket();
+      // Walked from the rundir down: never through a symlink or into a mount that could block.
+      const st = lstatBelowRoot(this.host.mounts(), this.host.runtimeRoot(), path);
+      isSocket = st !== null && st !== UNKNOWN && st.kind === 'socket';
     } catch {
       // not there yet: its directory's watch says when it is
     }

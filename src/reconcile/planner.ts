@@ -105,7 +105,8 @@ export function plan(input: PlanInput): Plan {
       rundirProblem('rundir-symlink', `${actual.path} is a symbolic link; rundird does not follow it`);
       return out;
     case 'not-dir':
-      rundirProblem('rundir-not-dir', `${actual.path} is a ${actual.node!.kind}, not a directory`);
+      if (actual.node!.kind === 'mount') rundirProblem('rundir-not-dir', `${actual.path} is a mount of ${actual.mount?.fsType ?? '?'}, a filesystem that could block; not entered`);
+      else rundirProblem('rundir-not-dir', `${actual.path} is a ${actual.node!.kind}, not a directory`);
       return out;
     case 'root-owned':
       // Not the user's yet: nothing of the user's belongs in it (and a tmpfs may be on its way).

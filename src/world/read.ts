@@ -1,6 +1,6 @@
 // Reads a UID's rundir as it is now. Read-only; lstat never follows a planted link.
 import { lstatSync, opendirSync, readdirSync, readFileSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { parseMountInfo, topMounts, type Mount } from './mountinfo.js';
 import { kindOfMode, type MountRef, type NodeStat, type RundirActual } from './types.js';
 
@@ -58,6 +58,32 @@ export function underMount(mounts: MountSnapshot, rundir: string, rel: string): 
   const parts = rel.split('/');
   for (let i = 1; i <= parts.length; i++) if (blockingMountAt(mounts, `${rundir}/${parts.slice(0, i).join('/')}`)) return true;
   return false;
+}
+
+/** What a walk that would not go on says: a symlink or a mount that could block on the way. */
+export const UNKNOWN = Symbol('unknown');
+
+/**
+ * lstat of an absolute path below the runtime root that a user named (a process's
+ * XDG_RUNTIME_DIR, a socket `rundirctl wait` waits for), one component at a time from the
+ * rundir down: never through a symlink (lstat of a deeper path would follow it, to a FUSE
+ * mount anywhere), never into a mount that could block. UNKNOWN where the walk stops; null
+ * where something on the way is missing or not a directory.
+ */
+export function lstatBelowRoot(mounts: MountSnapshot, runtimeRoot: string, path: string): NodeStat | null | typeof UNKNOWN {
+  const norm = posix.normalize(path);
+  if (!norm.startsWith(runtimeRoot + '/')) return UNKNOWN;
+  const parts = norm.slice(runtimeRoot.length + 1).split('/').filter(Boolean);
+  let at = runtimeRoot;
+  let st: NodeStat | null = null;
+  for (let i = 0; i < parts.length; i++) {
+    at += '/' + parts[i];
+    if (blockingMountAt(mounts, at)) return UNKNOWN;
+    st = lstatOrNull(at);
+    if (st === null) return null;
+    if (i < parts.length - 1 && st.kind !== 'dir') return st.kind === 'symlink' ? UNKNOWN : null;
+  }
+  return parts.length === 0 ? UNKNOWN : st;
 }
 
 /** A directory that holds more entries than the limit: not listed further (issue 13). */
@@ -120,6 +146,9 @@ export function listRundir(path: string, st: Stats, tmpfs: boolean, limit: numbe
 
 export function readRundir(runtimeRoot: string, uid: number, names: readonly string[], mounts: MountSnapshot, maxEntries: number): RundirActual {
   const path = join(runtimeRoot, String(uid));
+  // The user owns their rundir, so fusermount lets them mount over it: a FUSE server that never
+  // answers would hang the first lstat, and the daemon with it, for every user. Not entered.
+  if (blockingMountAt(mounts, path)) return { uid, path, node: MOUNT_POINT, mount: mountAt(mounts, path), entries: new Map() };
   let st: Stats | undefined;
   try {
     st = lstatSync(path, { throwIfNoEntry: false });

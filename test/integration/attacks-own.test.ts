@@ -131,6 +131,59 @@ describe('only what is its own', () => {
     expect(watched.has(ino(elsewhere)), 'the symlink target is watched').toBe(false);
   });
 
+  it('a FUSE mount that never answers, over a user’s rundir itself: never entered; the rundir is refused, every other rundir and the API are still served', async () => {
+    if (rootOnly('a FUSE mount')) return;
+    if (!existsSync('/dev/fuse')) return void process.stderr.write('SKIPPED: no /dev/fuse\n');
+    const rd = sb.makeRundir();
+    // The user owns their rundir: fusermount lets them mount over it. A server that never reads /dev/fuse.
+    const fuse = spawn('sh', ['-c', `exec 3<>/dev/fuse && mount -t fuse -o fd=3,rootmode=40000,user_id=${USER},group_id=${GROUP},allow_other nofs ${rd} && echo mounted && exec sleep 120`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let named: ReturnType<typeof spawn>[] = [];
+    try {
+      await new Promise<void>((r, j) => {
+        fuse.stdout.on('data', (b: Buffer) => b.toString().includes('mounted') && r());
+        fuse.on('exit', (c) => j(new Error(`mount failed (${c})`)));
+      });
+      // And a process of the user's that names it (and a path through a symlink to it) as its
+      // XDG_RUNTIME_DIR: the diagnosis checks such paths exist, and must not ask the mount.
+      const other = sb.makeRundir(USER + 2, GROUP);
+      symlinkSync(rd, join(other, 'to-fuse'));
+      named = [rd, join(other, 'to-fuse/x')].map((dir) => spawn('sleep', ['60'], { uid: USER, gid: GROUP, env: { XDG_RUNTIME_DIR: dir }, stdio: 'ignore' }));
+      d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot]);
+      await d.waitForEvent('daemon-started');
+      const r = await d.waitForEvent('rundir-refused', (l) => l.path === rd);
+      expect(r.msg).toBe(`${rd}: absent → not-dir; ${rd} is a mount of fuse, a filesystem that could block; not entered, not written into`);
+      sb.makeRundir(USER + 1, GROUP);
+      await waitFor(() => existsSync(sb.privateDir('kiosk', USER + 1)), 'the other user served');
+      const { runCtl } = await import('../helpers/ctl.js');
+      const api = String(d.child.spawnargs[d.child.spawnargs.indexOf('--api-socket') + 1]);
+      const st = await runCtl(['--api-socket', api, 'status']);
+      expect(st.code === 0 || st.code === 1).toBe(true);
+      // The processes were scanned and diagnosed (RELIANT 1 for both UIDs), and the daemon still answers.
+      const statusSays = async (re: RegExp, what: string) => {
+        for (const end = Date.now() + 15_000; ; await new Promise((r2) => setTimeout(r2, 100))) {
+          const out = (await runCtl(['--api-socket', api, 'status'])).out;
+          if (re.test(out)) return;
+          if (Date.now() > end) throw new Error(`timed out waiting for: ${what}\n${out}`);
+        }
+      };
+      await statusSays(/^1000 .* not-dir .* 1 +\d+\s*$/m, 'the process naming the FUSE rundir diagnosed');
+      await statusSays(/^1002 .* plain .* 1 +\d+\s*$/m, 'the process naming a path through a symlink to it diagnosed');
+      // rundirctl wait for a socket through that symlink: not followed; it times out, the daemon answers on.
+      const w = await runCtl(['--api-socket', api, 'wait', String(USER + 2), '--socket', 'to-fuse/sock', '--timeout', '1']);
+      expect(w.out).toContain('timed out after 1 s');
+      expect((await runCtl(['--api-socket', api, 'status'])).code).not.toBe(2);
+      expect(d.exitCode).toBeNull();
+    } finally {
+      try {
+        execFileSync('umount', ['-l', rd]);
+      } catch {
+        // not mounted
+      }
+      fuse.kill('SIGKILL');
+      for (const c of named) c.kill('SIGKILL');
+    }
+  }, 60_000);
+
   it('a FUSE mount that never answers, over a user’s private dir: never entered; every other rundir and the API are still served', async () => {
     if (rootOnly('a FUSE mount')) return;
     if (!existsSync('/dev/fuse')) return void process.stderr.write('SKIPPED: no /dev/fuse\n');

@@ -2,10 +2,10 @@
 // small rundir be listed in one readdir; the entry limit must hold all the same.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, lstatSync, mkdirSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, lstatSync, mkdirSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listRundir, OVERFULL, readMounts, readRundir } from '../../src/world/read.js';
+import { listRundir, lstatBelowRoot, OVERFULL, readMounts, readRundir, UNKNOWN } from '../../src/world/read.js';
 import { rootOnly } from '../helpers/sandbox.js';
 import { at, fdPath } from '../../src/effects/safefs.js';
 
@@ -62,5 +62,20 @@ describe('reading a rundir on tmpfs', () => {
     } finally {
       closeSync(fd);
     }
+  });
+
+  it('walks a path a user named from the rundir down: never through a symlink, never out of the runtime root', () => {
+    const root = join(base, 'run');
+    mkdirSync(join(root, '5/d'), { recursive: true });
+    writeFileSync(join(root, '5/d/f'), '');
+    symlinkSync('/etc', join(root, '5/link'));
+    const mounts = readMounts('/proc/self/mountinfo');
+    const at = (p: string) => {
+      const r = lstatBelowRoot(mounts, root, p);
+      return r === UNKNOWN ? 'unknown' : r === null ? null : r.kind;
+    };
+    expect([at(join(root, '5/d/f')), at(join(root, '5/d/')), at(join(root, '5/none/x')), at(join(root, '5/d/f/x'))]).toEqual(['file', 'dir', null, null]);
+    // Through a symlink (lstat of the whole path would follow it), out of the root, or the root itself: not walked.
+    expect([at(join(root, '5/link/passwd')), at(join(root, '5/link')), `${at(`${root}/5/../../etc/passwd`)}`, at(root), at('/etc/passwd')]).toEqual(['unknown', 'symlink', 'unknown', 'unknown', 'unknown']);
   });
 });
