@@ -122,6 +122,10 @@ export function formatTimeline(t: Obj): string {
 
 const indent = (text: string, pad: string) => text.split('\n').map((l) => pad + l).join('\n');
 
+/** What doctor lists of the problems rundird left alone: this many rundirs, this many problems each. */
+const DOCTOR_PROBLEM_RUNDIRS = 20;
+const DOCTOR_PROBLEMS = 5;
+
 export function formatDoctor(d: Obj, color = false): string {
   const c = paintWith(color);
   const out: string[] = [];
@@ -142,6 +146,16 @@ export function formatDoctor(d: Obj, color = false): string {
     else if (outside.length) out.push(`  ${outside.length} services outside login sessions rely on a rundir: ${list}. Without logind rundird cannot tell whether it will be kept.`);
   }
   if (inside.length) out.push(`  ${inside.length} units inside login sessions use their own rundir (fine).`);
+  // What rundird saw and left alone (a rundir it will not enter, a private dir of another
+  // owner): not a warning about reliance, but why a snap may find no private dir.
+  const odd = (d.rundirs as Obj[]).filter((r) => r.problems?.length);
+  for (const r of odd.slice(0, DOCTOR_PROBLEM_RUNDIRS)) {
+    out.push(c('yellow', `! UID ${r.uid}: left alone in ${r.path}:`));
+    for (const p of (r.problems as Obj[]).slice(0, DOCTOR_PROBLEMS)) out.push(`    ${p.code}: ${p.detail}`);
+    const more = r.problems.length - DOCTOR_PROBLEMS + (r.problemsLeftOut ?? 0);
+    if (more > 0) out.push(`    … and ${more} more (rundirctl status --json)`);
+  }
+  if (odd.length > DOCTOR_PROBLEM_RUNDIRS) out.push(`  … and ${odd.length - DOCTOR_PROBLEM_RUNDIRS} more rundirs with things left alone (rundirctl status).`);
   for (const r of (d.rundirs as Obj[]).filter((x) => x.rescue?.length)) out.push(`  Kiosk rescue for UID ${r.uid}: ${r.rescue.join(', ')} (what it did: rundirctl timeline ${r.uid}).`);
   if (d.lastScan) out.push(`  Looked at ${d.lastScan.scanned} processes in ${d.lastScan.ms} ms${d.lastScan.unreadable ? `; ${d.lastScan.unreadable} could not be read` : ''}.`);
   return out.join('\n');

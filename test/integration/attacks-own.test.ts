@@ -168,6 +168,9 @@ describe('only what is its own', () => {
       };
       await statusSays(/^1000 .* not-dir .* 1 +\d+\s*$/m, 'the process naming the FUSE rundir diagnosed');
       await statusSays(/^1002 .* plain .* 1 +\d+\s*$/m, 'the process naming a path through a symlink to it diagnosed');
+      // doctor says why that user's snaps find no private dir.
+      const doc = await runCtl(['--api-socket', api, 'doctor', String(USER)]);
+      expect(doc.out).toContain(`! UID ${USER}: left alone in ${rd}:\n    rundir-not-dir: ${rd} is a mount of fuse, a filesystem that could block; not entered`);
       // rundirctl wait for a socket through that symlink: not followed; it times out, the daemon answers on.
       const w = await runCtl(['--api-socket', api, 'wait', String(USER + 2), '--socket', 'to-fuse/sock', '--timeout', '1']);
       expect(w.out).toContain('timed out after 1 s');
