@@ -74,10 +74,16 @@ function link(path: string): string | null {
   }
 }
 
-/** The scan's time slices: `due()` says the current one is spent, `pause()` yields and starts the next. */
+/**
+ * The scan's time slices: `due()` says the current one is spent, `pause()` yields and starts the
+ * next. `quiet(fn)` runs synchronous reads without stack traces (most reads of other processes
+ * fail, EACCES or gone meanwhile, and a failed read then costs a tenth as much); never across
+ * a pause, when others run.
+ */
 interface Slicer {
   due(): boolean;
   pause(): Promise<void>;
+  quiet<T>(fn: () => T): T;
 }
 
 /** fd links read between two looks at the clock. */
@@ -85,9 +91,36 @@ const FDS_PER_CHECK = 32;
 
 async function readOne(o: ScanOptions, pid: number, slices: Slicer): Promise<{ raw: Raw | null; unreadable: boolean }> {
   const dir = join(o.procRoot, String(pid));
+  const first = slices.quiet(() => readHead(o, dir, pid));
+  if (first === null) return { raw: null, unreadable: false }; // gone, or not a process
+  const { rec, fds, under } = first;
+  const unreadable = first.unreadable;
+  const socketInodes: number[] = [];
+  const limit = Math.min(fds.length, o.maxFds ?? 4096);
+  for (let k = 0; k < limit; k += FDS_PER_CHECK) {
+    // A process with hundreds of fds (systemd, a browser) takes milliseconds to read: the scan
+    // yields inside it too, so that a login's pass never waits behind one process.
+    if (k > 0 && slices.due()) await slices.pause();
+    slices.quiet(() => {
+      for (const fd of fds.slice(k, Math.min(limit, k + FDS_PER_CHECK))) {
+        const t = link(join(dir, 'fd', fd));
+        if (t === null) continue;
+        const f = parseFdTarget(t);
+        if (f.kind === 'socket') socketInodes.push(f.inode);
+        else if (f.kind === 'path' && under(f.path)) rec.files.push({ path: f.path, deleted: f.deleted });
+      }
+    });
+  }
+  const netns = slices.quiet(() => link(join(dir, 'ns', 'net'))) ?? '';
+  const relevant = (rec.xdgRuntimeDir !== null && under(rec.xdgRuntimeDir)) || rec.cwd !== null || rec.files.length > 0;
+  return { raw: { pid, rec, socketInodes, netns, relevant }, unreadable };
+}
+
+/** What a process is (status, cgroup, environment, cwd) and the names of its fds; null when it is none. */
+function readHead(o: ScanOptions, dir: string, pid: number): { rec: ProcRecord; fds: string[]; under: (p: string) => boolean; unreadable: boolean } | null {
   const status = readText(join(dir, 'status'));
   const st = status === null ? null : parseStatus(status);
-  if (!st) return { raw: null, unreadable: false }; // gone, or not a process
+  if (!st) return null;
   const cgroupText = readText(join(dir, 'cgroup'));
   const cgroup = cgroupText === null ? null : parseCgroup(cgroupText);
   let env: Record<string, string> = {};
@@ -111,27 +144,13 @@ async function readOne(o: ScanOptions, pid: number, slices: Slicer): Promise<{ r
     files: [],
     sockets: [],
   };
-  const socketInodes: number[] = [];
   let fds: string[] = [];
   try {
     fds = readdirSync(join(dir, 'fd'));
   } catch {
     unreadable = true;
   }
-  const limit = Math.min(fds.length, o.maxFds ?? 4096);
-  for (let k = 0; k < limit; k++) {
-    // A process with hundreds of fds (systemd, a browser) takes milliseconds to read: the scan
-    // yields inside it too, so that a login's pass never waits behind one process.
-    if (k % FDS_PER_CHECK === FDS_PER_CHECK - 1 && slices.due()) await slices.pause();
-    const t = link(join(dir, 'fd', fds[k]!));
-    if (t === null) continue;
-    const f = parseFdTarget(t);
-    if (f.kind === 'socket') socketInodes.push(f.inode);
-    else if (f.kind === 'path' && under(f.path)) rec.files.push({ path: f.path, deleted: f.deleted });
-  }
-  const netns = link(join(dir, 'ns', 'net')) ?? '';
-  const relevant = (rec.xdgRuntimeDir !== null && under(rec.xdgRuntimeDir)) || rec.cwd !== null || rec.files.length > 0;
-  return { raw: { pid, rec, socketInodes, netns, relevant }, unreadable };
+  return { rec, fds, under, unreadable };
 }
 
 /** Lists the numeric entries of the proc root. */
@@ -145,29 +164,28 @@ export async function scanProcs(o: ScanOptions): Promise<ScanResult> {
   const pids = (o.pids ?? allPids(o.procRoot)).filter((p) => p !== o.skipPid);
   const raws: Raw[] = [];
   let unreadable = 0;
-  // Most reads of other processes fail (EACCES, gone meanwhile): without stack traces a failed
-  // read costs a tenth as much. Only while the scan runs: the rest of the daemon keeps them.
-  const traces = Error.stackTraceLimit;
   let slice = performance.now();
   const slices: Slicer = {
     due: () => performance.now() - slice >= SLICE_MS,
     pause: async () => {
-      Error.stackTraceLimit = traces;
       await new Promise((r) => setImmediate(r));
-      Error.stackTraceLimit = 0;
       slice = performance.now();
     },
+    quiet: (fn) => {
+      const traces = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        return fn();
+      } finally {
+        Error.stackTraceLimit = traces;
+      }
+    },
   };
-  Error.stackTraceLimit = 0;
-  try {
-    for (let i = 0; i < pids.length; i++) {
-      if (i > 0 && slices.due()) await slices.pause();
-      const g = await readOne(o, pids[i]!, slices);
-      if (g.unreadable) unreadable++;
-      if (g.raw) raws.push(g.raw);
-    }
-  } finally {
-    Error.stackTraceLimit = traces;
+  for (let i = 0; i < pids.length; i++) {
+    if (i > 0 && slices.due()) await slices.pause();
+    const g = await readOne(o, pids[i]!, slices);
+    if (g.unreadable) unreadable++;
+    if (g.raw) raws.push(g.raw);
   }
   // Socket tables are per network namespace: read one for each namespace that holds sockets.
   const tables = new Map<string, Map<number, { path: string; listening: boolean }>>();

@@ -8,16 +8,21 @@ export function toNodeStat(st: Stats): NodeStat {
   return { kind: kindOfMode(st.mode), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777, ino: st.ino, dev: st.dev, btime: st.birthtimeMs };
 }
 
-export function lstatOrNull(path: string): NodeStat | null {
+/** lstat, or null where nothing is (or a component on the way is no directory). */
+function lstatStats(path: string): Stats | null {
   try {
     // No exception for a missing entry: building one costs ten times the lstat itself.
-    const st = lstatSync(path, { throwIfNoEntry: false });
-    return st ? toNodeStat(st) : null;
+    return lstatSync(path, { throwIfNoEntry: false }) ?? null;
   } catch (e) {
     const c = (e as NodeJS.ErrnoException).code;
     if (c === 'ENOENT' || c === 'ENOTDIR') return null;
     throw e;
   }
+}
+
+export function lstatOrNull(path: string): NodeStat | null {
+  const st = lstatStats(path);
+  return st ? toNodeStat(st) : null;
 }
 
 /** The mount table, read once per reconcile pass: mount point → the mount on top there. */
@@ -149,13 +154,7 @@ export function readRundir(runtimeRoot: string, uid: number, names: readonly str
   // The user owns their rundir, so fusermount lets them mount over it: a FUSE server that never
   // answers would hang the first lstat, and the daemon with it, for every user. Not entered.
   if (blockingMountAt(mounts, path)) return { uid, path, node: MOUNT_POINT, mount: mountAt(mounts, path), entries: new Map() };
-  let st: Stats | undefined;
-  try {
-    st = lstatSync(path, { throwIfNoEntry: false });
-  } catch (e) {
-    const c = (e as NodeJS.ErrnoException).code;
-    if (c !== 'ENOENT' && c !== 'ENOTDIR') throw e;
-  }
+  const st = lstatStats(path);
   const node = st ? toNodeStat(st) : null;
   const entries = new Map<string, NodeStat | null>();
   if (st && node?.kind === 'dir') {
