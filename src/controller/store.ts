@@ -51,15 +51,6 @@ export function assemble(runtimeRoot: string, entries: Iterable<readonly [number
   return `{"version":${STORE_VERSION},"runtimeRoot":${JSON.stringify(runtimeRoot)},"uids":{${parts.join(',')}}}`;
 }
 
-export function serialize(runtimeRoot: string, kept: ReadonlyMap<number, Kept>): string {
-  const entries: [number, string][] = [];
-  for (const [uid, k] of kept) {
-    const e = serializeUid(k);
-    if (e !== null) entries.push([uid, e]);
-  }
-  return assemble(runtimeRoot, entries);
-}
-
 export class StoreError extends Error {}
 
 const isNat = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
@@ -71,7 +62,7 @@ function rows(x: unknown, what: string, width: number): Row[] {
   return x as Row[];
 }
 
-/** Parses a records file; throws StoreError for anything that is not exactly what serialize() writes. */
+/** Parses a records file; throws StoreError for anything that is not exactly what assemble() writes. */
 export function parse(text: string, runtimeRoot: string): Map<number, Kept> {
   let doc: { version?: unknown; runtimeRoot?: unknown; uids?: unknown };
   try {

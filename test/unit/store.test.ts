@@ -1,7 +1,7 @@
-// The records file: what serialize() writes, parse() reads back exactly; a file assembled from
-// per-UID entries kept between saves is the same file.
+// The records file: what is written, parse() reads back exactly; a file assembled from
+// per-UID entries kept between saves is the document the whole records make.
 import { describe, expect, it } from 'vitest';
-import { assemble, parse, serialize, serializeUid, type Kept } from '../../src/controller/store.js';
+import { assemble, parse, serializeUid, STORE_VERSION, type Kept } from '../../src/controller/store.js';
 import { emptyMade, type Made } from '../../src/controller/record.js';
 
 function made(seed: number, withLink = false): Made {
@@ -13,6 +13,16 @@ function made(seed: number, withLink = false): Made {
     m.dirs.set('snap.app0/pulse', { ino: 9500 + seed, dev: 45, instance: 'app0' });
   }
   return m;
+}
+
+/** The whole file as one JSON document of every record worth keeping (what the controller assembles from kept entries). */
+function serialize(runtimeRoot: string, kept: ReadonlyMap<number, Kept>): string {
+  const uids: Record<string, unknown> = {};
+  for (const [uid, k] of kept) {
+    const e = serializeUid(k);
+    if (e !== null) uids[uid] = JSON.parse(e);
+  }
+  return JSON.stringify({ version: STORE_VERSION, runtimeRoot, uids });
 }
 
 describe('records file', () => {
