@@ -39,10 +39,6 @@ export interface BusOptions {
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 30_000;
 
-export function systemBusAddress(env: NodeJS.ProcessEnv): string {
-  return env.DBUS_SYSTEM_BUS_ADDRESS || 'unix:path=/run/dbus/system_bus_socket';
-}
-
 export class Bus {
   private bus: MessageBus | null = null;
   private readonly events$ = new Subject<BusEvent>();
