@@ -610,7 +610,8 @@ function statusField(pid: number, task: number, field: string): number {
 /**
  * Start-up and idle, with no bus (--no-logind) and no rundir: the time from spawn to the
  * daemon-started record (its first full pass done, median of 7 starts); RSS 3 s after start
- * and once idle (45 s); and how often the main thread wakes up in 30 s of idle with no client
+ * and once idle (45 s), beside a bare Node process that only serves HTTP on a Unix socket (the
+ * floor); and how often the main thread wakes up in 30 s of idle with no client
  * (its voluntary context switches: each is one return from epoll_wait), counted from 15 s
  * after start, when V8 has done its one-time memory reduction after start-up (at ~8 s).
  */
@@ -620,12 +621,16 @@ async function startup(): Promise<Record<string, unknown>> {
   let rssIdle = NaN;
   let anonIdle = NaN;
   let wakeups = NaN;
+  let bareRss = NaN;
+  let bareServer: ChildProcess | null = null;
   for (let i = 0; i < 7; i++) {
     const t = makeTree('startup');
     const child = await startRundird(t, ['--no-logind']);
     try {
       times.push(child.startedMs);
       if (i === 0) {
+        // Node's own floor, idle beside it: a process that only serves HTTP on a Unix socket.
+        bareServer = spawn(process.execPath, ['-e', `require('node:http').createServer().listen(${JSON.stringify(join(t.base, 'bare.sock'))})`], { stdio: 'ignore' });
         await sleep(3000);
         rss = statusField(child.pid!, child.pid!, 'VmRSS') / 1024;
         await sleep(12_000);
@@ -634,8 +639,11 @@ async function startup(): Promise<Record<string, unknown>> {
         wakeups = statusField(child.pid!, child.pid!, 'voluntary_ctxt_switches') - w0;
         rssIdle = statusField(child.pid!, child.pid!, 'VmRSS') / 1024;
         anonIdle = statusField(child.pid!, child.pid!, 'RssAnon') / 1024;
+        bareRss = statusField(bareServer!.pid!, bareServer!.pid!, 'VmRSS') / 1024;
       }
     } finally {
+      bareServer?.kill();
+      bareServer = null;
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
       dropTree(t.base);
@@ -653,6 +661,7 @@ async function startup(): Promise<Record<string, unknown>> {
     rss_3s_after_start_mib: Number(rss.toFixed(1)),
     rss_idle_mib: Number(rssIdle.toFixed(1)),
     rss_idle_anon_mib: Number(anonIdle.toFixed(1)),
+    bare_node_http_server_rss_idle_mib: Number(bareRss.toFixed(1)),
     [`main_thread_wakeups_${IDLE_WAKE_S}s_idle`]: wakeups,
     targets: { start_ms: 150, rss_mib: 50, wakeups: 0 },
   };
