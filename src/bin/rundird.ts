@@ -14,7 +14,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { EXIT, USAGE, UsageError, parseCli, type Cli } from '../daemon/cli.js';
 import { createLogger, logEvent } from '../journal/logger.js';
 import { createNotifier } from '../daemon/notify.js';
-import { systemBusAddress } from '../sources/dbus/address.js';
+import { systemBusAddress } from '../sources/dbus/bus.js';
 import { VERSION } from '../version.js';
 
 function fatal(msg: string, code: number): never {

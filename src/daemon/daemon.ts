@@ -13,7 +13,7 @@ import { ensureRuntimeRoot } from '../effects/root.js';
 import { close, fstat, openTrustedDir } from '../effects/safefs.js';
 import { logEvent, type Log } from '../journal/logger.js';
 import type { Problem } from '../reconcile/planner.js';
-import type { Logind } from '../sources/dbus/logind.js';
+import { Logind } from '../sources/dbus/logind.js';
 import { watchMountTable } from '../sources/mounts.js';
 import { watchDir } from '../sources/watchDir.js';
 import { inotifyDoubt } from '../sources/inotifyDoubt.js';
@@ -296,7 +296,7 @@ export class Daemon {
   async start(): Promise<void> {
     this.openRoot();
     this.ctl.load();
-    this.logind = await this.startLogind();
+    this.logind = this.startLogind();
     this.facts.logind = this.logind;
     if (this.logind) {
       // The first pass should know what logind knows; without a bus it goes on after a while.
@@ -454,11 +454,8 @@ export class Daemon {
     this.facts.forgetRootMount();
   }
 
-  private async startLogind(): Promise<Logind | null> {
+  private startLogind(): Logind | null {
     if (this.busAddress === null) return null;
-    // Loaded only when a bus is to be followed: dbus-next and its XML parsers are a third of the
-    // bundle, and 1.3 MiB of a daemon run without D-Bus (--no-logind) that never uses them.
-    const { Logind } = await import('../sources/dbus/logind.js');
     const l = new Logind(
       {
         dirty: (uid) => this.ctl.queue.add(uid),

@@ -1,5 +1,6 @@
 // The daemon following logind and systemd1 on a real private bus, against the test double
 // replaying each system's ordering on a real temporary tree.
+import { rmSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DaemonProcess, IS_ROOT, Sandbox, USER, stat, waitFor, type LogLine } from '../helpers/sandbox.js';
 import { FakeLogind, PrivateBus, type Flavor } from '../helpers/dbus.js';
@@ -112,6 +113,26 @@ describe('logind lifecycle', () => {
     await login('c1');
     await waitFor(privateOk, 'private dirs');
     await waitFor(() => states().includes('live'), 'live');
+  });
+
+  it('no system bus at start: says so once, runs on inotify, switches up when the bus and logind appear', async () => {
+    // No socket at the address: rundird does not load dbus-next until there is one (src/sources/dbus/bus.ts).
+    await bus.stop();
+    rmSync(bus.socket, { force: true });
+    d = daemon();
+    const started = await d.waitForEvent('daemon-started');
+    expect(started.mode).toBe('inotify');
+    const noBus = await d.waitForEvent('mode-changed', (l) => l.reason === 'no-system-bus');
+    expect(noBus.bus).toBe(bus.socket);
+    await bus.start();
+    fake = await FakeLogind.start(bus.address, sb.runtimeRoot, 'systemd256');
+    await d.waitForEvent('mode-changed', (l) => l.mode === 'logind', 15_000);
+    await login('c1');
+    await waitFor(privateOk, 'private dirs');
+    await waitFor(() => states().includes('live'), 'live');
+    // Said once for the outage, not once per retry.
+    expect(d.events('mode-changed').filter((l) => l.reason === 'no-system-bus')).toHaveLength(1);
+    expect(d.events('bus-error')).toHaveLength(0);
   });
 
   it('logind restarting: signals from the new owner are followed, none are lost', async () => {

@@ -1,8 +1,7 @@
 // What logind and systemd1 say, kept as facts per UID and turned into hints. User State, Linger
 // and Sessions emit no change signals: they are read afresh whenever something about that user
 // happens. Every reply and signal is checked; garbage is logged and dropped, never trusted.
-import { systemBusAddress } from './address.js';
-import { Bus, type BusEvent, type BusSignal } from './bus.js';
+import { Bus, systemBusAddress, type BusEvent, type BusSignal } from './bus.js';
 import { describeSession, type JobType, type LogindFacts, type SessionInfo, type UserFacts } from '../../world/logind.js';
 import type { Subscription } from 'rxjs';
 
