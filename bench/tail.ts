@@ -34,7 +34,7 @@ export function newestProfile(): Profile | null {
 }
 
 /** Our code: the compiled modules, or the bundle (where libraries are inside too, by function). */
-const ours = (url: string) => url.includes('/dist/src/') || url.endsWith('/dist/bundle/rundird.mjs');
+const ours = (url: string) => url.includes('/dist/src/') || url.endsWith('/dist/bundle/rundird.cjs') || url.endsWith('/dist/bundle/rundird.mjs');
 
 /** A frame's label: ours by file (or bundle) and function; a library's by package; V8's own by name. */
 function label(cf: Profile['nodes'][number]['callFrame']): string {

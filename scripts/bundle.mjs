@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// npm run bundle: the two programs as one file each (dist/bundle/rundird.mjs, rundirctl.mjs),
-// what the .deb ships. Loading some 150 modules (rxjs's whole CommonJS build among them) was
+// npm run bundle: the two programs as one file each (dist/bundle/rundird.mjs, rundirctl.mjs;
+// rundird.mjs is the loader of the daemon itself, rundird.cjs), what the .deb ships. Loading some 150 modules (rxjs's whole CommonJS build among them) was
 // most of rundird's start-up time and a sixth of its idle memory; one file, with the ES-module
 // builds of rxjs and yaml so that what is not used is left out, starts in half the time
 // (docs/benchmark.md). tsc still checks the types and builds dist/src for the tests.
@@ -29,27 +29,44 @@ const esmBuilds = {
   },
 };
 
-const result = await build({
+const common = {
   absWorkingDir: root,
-  entryPoints: ['src/bin/rundird.ts', 'src/bin/rundirctl.ts'],
   outdir: 'dist/bundle',
-  outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',
   target: 'node20',
-  format: 'esm',
   external: ['unix-dgram', 'usocket', 'x11'],
   plugins: [esmBuilds],
-  // The CommonJS packages inside call require(); an ES module has none of its own.
-  banner: { js: "import { createRequire as __rundirdRequire } from 'node:module'; const require = __rundirdRequire(import.meta.url);" },
   legalComments: 'none',
   metafile: true,
   logLevel: 'warning',
+};
+// The executables: rundirctl, and rundird's loader (src/bin/rundird-loader.ts), ES modules.
+const esm = await build({
+  ...common,
+  entryPoints: [{ in: 'src/bin/rundird-loader.ts', out: 'rundird' }, 'src/bin/rundirctl.ts'],
+  outExtension: { '.js': '.mjs' },
+  format: 'esm',
+  // The CommonJS packages inside call require(); an ES module has none of its own.
+  banner: { js: "import { createRequire as __rundirdRequire } from 'node:module'; const require = __rundirdRequire(import.meta.url);" },
 });
+// The daemon itself, as a CommonJS script: the loader compiles it with vm.Script, which takes
+// V8's code cache (an ES module would need --experimental-vm-modules). It gets require,
+// __filename and __dirname from the loader; import.meta.url is its own file's URL.
+const cjs = await build({
+  ...common,
+  entryPoints: [{ in: 'src/bin/rundird.ts', out: 'rundird' }],
+  outExtension: { '.js': '.cjs' },
+  format: 'cjs',
+  define: { 'import.meta.url': '__rundirdUrl' },
+  // Strict as the ES modules were: the directive must come before the banner's statement.
+  banner: { js: "'use strict'; const __rundirdUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
+const result = { metafile: { inputs: { ...esm.metafile.inputs, ...cjs.metafile.inputs }, outputs: { ...esm.metafile.outputs, ...cjs.metafile.outputs } } };
 // V8 keeps a script's source as one byte a character only if every character is Latin-1: one
 // '≥' left in a comment made the whole 1 MiB of rundird.mjs two bytes a character, 1 MiB more
 // of every daemon's memory. esbuild escapes what is in strings; a comment is not escaped.
-for (const f of Object.keys(result.metafile.outputs).filter((o) => o.endsWith('.mjs'))) {
+for (const f of Object.keys(result.metafile.outputs).filter((o) => /\.[mc]js$/.test(o))) {
   const text = readFileSync(join(root, f), 'utf8');
   const at = text.search(/[^\x00-\xff]/);
   if (at >= 0) {
@@ -71,8 +88,8 @@ const notes = [...pkgDirs].sort().map((d) => {
   const text = file && existsSync(join(root, d, file)) ? readFileSync(join(root, d, file), 'utf8').trim() : `(no licence file in the package)`;
   return `${pkg.name} ${pkg.version} (${lic})\n\n${text}\n`;
 });
-writeFileSync(join(root, 'dist/bundle/THIRD-PARTY.txt'), `Packages bundled into rundird.mjs and rundirctl.mjs:\n\n${notes.join('\n' + '-'.repeat(72) + '\n\n')}`);
+writeFileSync(join(root, 'dist/bundle/THIRD-PARTY.txt'), `Packages bundled into rundird.cjs and rundirctl.mjs:\n\n${notes.join('\n' + '-'.repeat(72) + '\n\n')}`);
 const sizes = Object.entries(result.metafile.outputs)
-  .filter(([f]) => f.endsWith('.mjs'))
+  .filter(([f]) => /\.[mc]js$/.test(f))
   .map(([f, o]) => `${f} ${(o.bytes / 1024).toFixed(0)} KiB`);
 process.stdout.write(sizes.join('\n') + '\n');

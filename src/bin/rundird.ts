@@ -1,5 +1,5 @@
-#!/usr/bin/env node
-// The daemon's entry point: parse, load config, start, and turn signals into reload and stop.
+// The daemon's main: parse, load config, start, and turn signals into reload and stop. Bundled
+// as dist/bundle/rundird.cjs, which the executable (bin/rundird-loader.ts) compiles and runs.
 import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { handlersFor } from '../api/handlers.js';
@@ -12,7 +12,8 @@ import { groupId } from '../world/passwd.js';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { EXIT, USAGE, UsageError, parseCli, type Cli } from '../daemon/cli.js';
-import { createLogger, logEvent } from '../journal/logger.js';
+import { createLogger, logEvent, type Log } from '../journal/logger.js';
+import { codeCacheHandle } from '../daemon/codeCacheHandle.js';
 import { createNotifier } from '../daemon/notify.js';
 import { systemBusAddress } from '../sources/dbus/bus.js';
 import { VERSION } from '../version.js';
@@ -159,9 +160,33 @@ async function main(): Promise<void> {
   logEvent(
     log,
     'daemon-started',
-    { version: VERSION, mode: daemon.mode, observe_only: cli.observeOnly || undefined, log_target: target, api_socket: api ? cfg.apiSocket : undefined, proc_root: cfg.procRoot, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
+    { version: VERSION, mode: daemon.mode, code_cache: codeCacheHandle()?.state, observe_only: cli.observeOnly || undefined, log_target: target, api_socket: api ? cfg.apiSocket : undefined, proc_root: cfg.procRoot, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
     `rundird ${VERSION} running in ${daemon.mode} mode${cli.observeOnly ? ', observe-only (writes nothing)' : ''} (${daemon.mode === 'logind' ? 'logind and systemd over D-Bus, inotify and the mount table' : cli.noLogind ? 'inotify and the mount table; D-Bus not used (--no-logind)' : 'inotify and the mount table; no logind on the bus, switching when it appears'}): ${st.length} rundirs under ${cfg.runtimeRoot}, ${daemon.instances().present.length} snap instances`,
   );
+  keepCodeCache(log);
+}
+
+/**
+ * The loader's code cache: said when one was there but not to be trusted; made (or made again,
+ * after V8 rejected the old one) now that the first pass has compiled what a start runs.
+ */
+function keepCodeCache(log: Log): void {
+  const cc = codeCacheHandle();
+  const file = cc?.file;
+  if (!cc || !file) return;
+  if (cc.state === 'refused') {
+    logEvent(log, 'code-cache-unavailable', { path: file, error: cc.why }, `code cache ${file} not used, and left alone: ${cc.why}`);
+    return;
+  }
+  if (cc.state !== 'absent' && cc.state !== 'rejected') return;
+  setImmediate(() => {
+    try {
+      cc.save();
+    } catch (e) {
+      const why = (e as Error).message;
+      logEvent(log, 'code-cache-unavailable', { path: file, error: why }, `code cache ${file} not kept: ${why}`);
+    }
+  });
 }
 
 // dbus-next rethrows a failed Hello inside a promise nobody holds: say it, do not die of it.

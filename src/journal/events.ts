@@ -49,6 +49,7 @@ export const EVENTS = {
   'rescue-dropped': { id: '352f19429b2742ae8f17ea4f105f84a8', priority: 6, summary: 'a rescue link was dropped: its server is gone' },
   'rescue-failed': { id: '5b0f72b50c9e4a8f8c43aea410e20ac2', priority: 4, summary: 'kiosk rescue could not do one of its steps' },
   'rescue-linger': { id: '8392bb9a97e245c4b8f2e54a3f961c6e', priority: 5, summary: 'rundird asked logind to keep a runtime directory for good (linger)' },
+  'code-cache-unavailable': { id: '6afc05f25093449f8c1ede0a8ee3e386', priority: 4, summary: 'the code cache could not be used or kept; rundird starts without it' },
 } as const;
 
 export type EventName = keyof typeof EVENTS;

@@ -79,6 +79,7 @@ describe.skipIf(!IS_ROOT)('installs without a compiler', () => {
     const deb = execFileSync('./scripts/package', { cwd: clone, env: env(home), encoding: 'utf8', timeout: 240_000 }).trim().split('\n').pop()!;
     const files = execFileSync('dpkg-deb', ['-c', join(clone, deb)], { encoding: 'utf8' });
     expect(files).toContain('usr/lib/rundird/dist/bundle/rundird.mjs');
+    expect(files).toContain('usr/lib/rundird/dist/bundle/rundird.cjs');
     expect(files).not.toContain('node_modules/unix-dgram/');
     writeFileSync(join(base, 'deb-files.txt'), files);
   }, 300_000);

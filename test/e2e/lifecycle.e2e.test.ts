@@ -143,6 +143,9 @@ describe.skipIf(why !== null).each(ROOTS)('real %s, logind and PAM', (_name, get
     timings.kill_to_restarted_ms = Date.now() - t0;
     c.exec(`rmdir ${RD}/snap.ubuntu-frame_kiosk`);
     await c.waitUntil(privateDirsOk, 'convergence after the restart');
+    // It compiled itself from the code cache an earlier start made, in the unit's root-only CacheDirectory=.
+    await c.waitUntil(`journalctl -o json --no-pager -u rundird RUNDIRD_EVENT=daemon-started | tail -n 1 | grep -q '"CODE_CACHE":"used"'`, 'a start from the code cache');
+    expect(c.exec('stat -c %a:%U /var/cache/rundird /var/cache/rundird/rundird.code-cache').trim().split('\n')).toEqual(['700:root', '600:root']);
   });
 
   it('systemctl stop and start: what changed while it was stopped is put right', async () => {

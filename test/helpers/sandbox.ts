@@ -140,7 +140,10 @@ export class DaemonProcess {
     const rr = args.indexOf('--runtime-root');
     const apiDir = rr >= 0 && args[rr + 1] ? dirname(dirname(args[rr + 1]!)) : tmpdir();
     const api = args.includes('--api-socket') ? [] : ['--api-socket', join(apiDir, `api-${process.pid}-${++apiSeq}.sock`)];
-    return new DaemonProcess(spawn(process.execPath, [DAEMON, ...args, ...api], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...bus, ...env } }));
+    // No code cache unless a test gives one ($CACHE_DIRECTORY, as systemd's CacheDirectory= sets it).
+    const inherited = { ...process.env };
+    delete inherited.CACHE_DIRECTORY;
+    return new DaemonProcess(spawn(process.execPath, [DAEMON, ...args, ...api], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...inherited, ...bus, ...env } }));
   }
 
   /** Starts the daemon on a sandbox and waits until it has done its first full pass. */

@@ -1,0 +1,83 @@
+// V8's code cache for the daemon's own bundle, kept in the cache directory systemd gives the
+// service (CacheDirectory=, $CACHE_DIRECTORY). What is in it is run as root: it is read only
+// from a regular file owned by this user, in a directory owned by this user that nobody else
+// can write, both checked through descriptors (a directory swapped after its check is not the
+// one read from); it is written there only by rename of a new 0600 file. V8 checks the rest:
+// a cache made by another Node, with other flags or for another source is rejected by it.
+import * as fs from 'node:fs';
+import { at, close, tempName } from './safefs.js';
+
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_WRONLY, O_CREAT, O_EXCL } = fs.constants;
+
+export const CODE_CACHE_FILE = 'rundird.code-cache';
+/** The bundle's cache is ~0.5 MiB; anything much larger is not one of ours. */
+export const CODE_CACHE_MAX_BYTES = 32 * 1024 * 1024;
+
+export type CodeCacheRead = { state: 'absent' } | { state: 'found'; data: Buffer } | { state: 'refused'; why: string };
+
+/** Who may have written a file that is run as this process: this user alone. */
+function trusted(st: fs.Stats, euid: number): string | null {
+  if (st.uid !== euid) return `owned by uid ${st.uid}`;
+  if ((st.mode & 0o022) !== 0) return `writable by others (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  return null;
+}
+
+/** The cache directory, open and checked; throws with the reason it is not to be trusted. */
+function openCacheDir(dir: string, euid: number): number {
+  const fd = fs.openSync(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK);
+  const why = trusted(fs.fstatSync(fd), euid);
+  if (why) {
+    close(fd);
+    throw new Error(`${dir} is ${why}`);
+  }
+  return fd;
+}
+
+export function readCodeCache(dir: string, euid: number): CodeCacheRead {
+  let dfd: number;
+  try {
+    dfd = openCacheDir(dir, euid);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') return { state: 'absent' };
+    return { state: 'refused', why: err.code === 'ELOOP' ? `${dir} is a symbolic link` : err.message };
+  }
+  try {
+    let fd: number;
+    try {
+      fd = fs.openSync(at(dfd, CODE_CACHE_FILE), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ENOENT') return { state: 'absent' };
+      return { state: 'refused', why: err.code === 'ELOOP' ? `${CODE_CACHE_FILE} is a symbolic link` : err.message };
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      const why = !st.isFile() ? 'not a regular file' : st.size > CODE_CACHE_MAX_BYTES ? `larger than ${CODE_CACHE_MAX_BYTES} bytes` : trusted(st, euid);
+      if (why) return { state: 'refused', why: `${CODE_CACHE_FILE} is ${why}` };
+      return { state: 'found', data: fs.readFileSync(fd) };
+    } finally {
+      close(fd);
+    }
+  } finally {
+    close(dfd);
+  }
+}
+
+/** Writes the cache whole under a new name and renames it over the old one. Throws on failure. */
+export function writeCodeCache(dir: string, euid: number, data: Buffer): void {
+  const dfd = openCacheDir(dir, euid);
+  try {
+    const tmp = tempName(`.${CODE_CACHE_FILE}.`);
+    const fd = fs.openSync(at(dfd, tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    try {
+      fs.writeFileSync(fd, data);
+    } finally {
+      close(fd);
+    }
+    fs.renameSync(at(dfd, tmp), at(dfd, CODE_CACHE_FILE));
+  } finally {
+    close(dfd);
+  }
+}
+
