@@ -33,7 +33,16 @@ function openCacheDir(dir: string, euid: number): number {
   return fd;
 }
 
+/** What is at the cache's path; never throws: without a cache rundird only starts slower. */
 export function readCodeCache(dir: string, euid: number): CodeCacheRead {
+  try {
+    return readChecked(dir, euid);
+  } catch (e) {
+    return { state: 'refused', why: (e as Error).message };
+  }
+}
+
+function readChecked(dir: string, euid: number): CodeCacheRead {
   let dfd: number;
   try {
     dfd = openCacheDir(dir, euid);
