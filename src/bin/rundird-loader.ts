@@ -17,22 +17,28 @@ const body = join(dirname(fileURLToPath(import.meta.url)), 'rundird.cjs');
 // systemd gives one path per CacheDirectory= entry, separated by colons; rundird asks for one.
 const dir = process.env.CACHE_DIRECTORY?.split(':')[0] || null;
 const euid = process.geteuid?.() ?? 0;
-const read = dir ? readCodeCache(dir, euid) : null;
-// The bundle is Latin-1 only (scripts/bundle.mjs checks), so this is its exact text, kept by V8 one byte a character.
-const source = readFileSync(body, 'latin1');
-const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-  filename: body,
-  cachedData: read?.state === 'found' ? read.data : undefined,
-});
-const handle: CodeCacheHandle = {
-  state: read === null ? 'off' : read.state === 'found' ? (script.cachedDataRejected ? 'rejected' : 'used') : read.state,
-  why: read?.state === 'refused' ? read.why : undefined,
-  file: dir === null ? null : join(dir, CODE_CACHE_FILE),
-  save: () => {
-    if (dir === null) return;
-    writeCodeCache(dir, euid, script.createCachedData());
-  },
-};
+
+/** The daemon compiled, from the cache where there is one that V8 takes. The cache's bytes are not kept. */
+function compile(): { script: Script; handle: CodeCacheHandle } {
+  const read = dir ? readCodeCache(dir, euid) : null;
+  // The bundle is Latin-1 only (scripts/bundle.mjs checks), so this is its exact text, kept by V8 one byte a character.
+  const source = readFileSync(body, 'latin1');
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: body,
+    cachedData: read?.state === 'found' ? read.data : undefined,
+  });
+  const handle: CodeCacheHandle = {
+    state: read === null ? 'off' : read.state === 'found' ? (script.cachedDataRejected ? 'rejected' : 'used') : read.state,
+    why: read?.state === 'refused' ? read.why : undefined,
+    file: dir === null ? null : join(dir, CODE_CACHE_FILE),
+    save: () => {
+      if (dir !== null) writeCodeCache(dir, euid, script.createCachedData());
+    },
+  };
+  return { script, handle };
+}
+
+const { script, handle } = compile();
 (globalThis as Record<symbol, unknown>)[CODE_CACHE] = handle;
 const mod = { exports: {} };
 (script.runInThisContext() as (...a: unknown[]) => void)(mod.exports, createRequire(body), mod, body, dirname(body));

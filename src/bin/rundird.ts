@@ -163,6 +163,7 @@ async function main(): Promise<void> {
     { version: VERSION, mode: daemon.mode, code_cache: codeCacheHandle()?.state, observe_only: cli.observeOnly || undefined, log_target: target, api_socket: api ? cfg.apiSocket : undefined, proc_root: cfg.procRoot, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
     `rundird ${VERSION} running in ${daemon.mode} mode${cli.observeOnly ? ', observe-only (writes nothing)' : ''} (${daemon.mode === 'logind' ? 'logind and systemd over D-Bus, inotify and the mount table' : cli.noLogind ? 'inotify and the mount table; D-Bus not used (--no-logind)' : 'inotify and the mount table; no logind on the bus, switching when it appears'}): ${st.length} rundirs under ${cfg.runtimeRoot}, ${daemon.instances().present.length} snap instances`,
   );
+  daemon.startDiagnosis();
   keepCodeCache(log);
 }
 
