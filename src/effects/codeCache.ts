@@ -5,9 +5,9 @@
 // one read from); it is written there only by rename of a new 0600 file. V8 checks the rest:
 // a cache made by another Node, with other flags or for another source is rejected by it.
 import * as fs from 'node:fs';
-import { at, close, tempName } from './safefs.js';
+import { at, close, replaceFileAt, withFd } from './safefs.js';
 
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_WRONLY, O_CREAT, O_EXCL } = fs.constants;
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
 export const CODE_CACHE_FILE = 'rundird.code-cache';
 /** The bundle's cache is ~0.5 MiB; anything much larger is not one of ours. */
@@ -75,18 +75,6 @@ function readChecked(dir: string, euid: number): CodeCacheRead {
 
 /** Writes the cache whole under a new name and renames it over the old one. Throws on failure. */
 export function writeCodeCache(dir: string, euid: number, data: Buffer): void {
-  const dfd = openCacheDir(dir, euid);
-  try {
-    const tmp = tempName(`.${CODE_CACHE_FILE}.`);
-    const fd = fs.openSync(at(dfd, tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-    try {
-      fs.writeFileSync(fd, data);
-    } finally {
-      close(fd);
-    }
-    fs.renameSync(at(dfd, tmp), at(dfd, CODE_CACHE_FILE));
-  } finally {
-    close(dfd);
-  }
+  withFd(openCacheDir(dir, euid), (dfd) => replaceFileAt(dfd, CODE_CACHE_FILE, data));
 }
 

@@ -60,6 +60,22 @@ export function tempName(prefix: string): string {
   return prefix + randomBytes(8).toString('hex');
 }
 
+/**
+ * Replaces `name` in an open directory with a file holding `data`, whole: written under an
+ * unguessable name (O_EXCL|O_NOFOLLOW, 0600), then renamed over it, so that a reader or a crash
+ * never sees half a file and a link planted at the name is replaced, never followed.
+ */
+export function replaceFileAt(dirfd: number, name: string, data: string | Uint8Array): void {
+  const tmp = tempName(`.${name}.`);
+  const fd = fs.openSync(at(dirfd, tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, 0o600);
+  try {
+    fs.writeFileSync(fd, data);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(at(dirfd, tmp), at(dirfd, name));
+}
+
 /** The filesystem a directory descriptor is on, as far as the proof of a new directory needs. */
 export interface DirFs {
   dev: number;

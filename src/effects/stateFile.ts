@@ -3,22 +3,15 @@
 // half a file and a planted link at the path is replaced, never followed. Read back with
 // O_NOFOLLOW and a size bound; a bad file is renamed aside, never removed.
 import * as fs from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { tempName } from './safefs.js';
+import { basename, dirname } from 'node:path';
+import { openTrustedDir, replaceFileAt, withFd } from './safefs.js';
 
-const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_NONBLOCK } = fs.constants;
+const { O_NOFOLLOW, O_RDONLY, O_NONBLOCK } = fs.constants;
 
 export function writeStateFile(path: string, text: string): void {
   const dir = dirname(path);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, tempName(`.${basename(path)}.`));
-  const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-  try {
-    fs.writeFileSync(fd, text);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, path);
+  withFd(openTrustedDir(dir), (dfd) => replaceFileAt(dfd, basename(path), text));
 }
 
 /** The file's text, or null when there is none. Throws for anything else (a link, a FIFO, too large). */
