@@ -21,9 +21,10 @@ const euid = process.geteuid?.() ?? 0;
 /** The daemon compiled, from the cache where there is one that V8 takes. The cache's bytes are not kept. */
 function compile(): { script: Script; handle: CodeCacheHandle } {
   const read = dir ? readCodeCache(dir, euid) : null;
-  // The bundle is Latin-1 only (scripts/bundle.mjs checks), so this is its exact text, kept by V8 one byte a character.
+  // The bundle is Latin-1 only (scripts/bundle.mjs checks), so this is its exact text, one byte
+  // a character; it is the function expression to call (scripts/bundle.mjs), compiled as read.
   const source = readFileSync(body, 'latin1');
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+  const script = new Script(source, {
     filename: body,
     cachedData: read?.state === 'found' ? read.data : undefined,
   });
