@@ -5,7 +5,7 @@
 // one read from); it is written there only by rename of a new 0600 file. V8 checks the rest:
 // a cache made by another Node, with other flags or for another source is rejected by it.
 import * as fs from 'node:fs';
-import { at, close, replaceFileAt, withFd } from './safefs.js';
+import { at, close, readRegularFile, replaceFileAt, withFd } from './safefs.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
 
@@ -22,13 +22,13 @@ function trusted(st: fs.Stats, euid: number): string | null {
   return null;
 }
 
-/** The cache directory, open and checked; throws with the reason it is not to be trusted. */
+/** The cache directory, open and checked; throws with the reason it is not to be trusted (errno-less). */
 function openCacheDir(dir: string, euid: number): number {
   const fd = fs.openSync(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK);
   const why = trusted(fs.fstatSync(fd), euid);
   if (why) {
     close(fd);
-    throw new Error(`${dir} is ${why}`);
+    throw new Error(why);
   }
   return fd;
 }
@@ -47,30 +47,25 @@ function readChecked(dir: string, euid: number): CodeCacheRead {
   try {
     dfd = openCacheDir(dir, euid);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') return { state: 'absent' };
-    return { state: 'refused', why: err.code === 'ELOOP' ? `${dir} is a symbolic link` : err.message };
+    return failed(e, dir);
   }
   try {
-    let fd: number;
-    try {
-      fd = fs.openSync(at(dfd, CODE_CACHE_FILE), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      if (err.code === 'ENOENT') return { state: 'absent' };
-      return { state: 'refused', why: err.code === 'ELOOP' ? `${CODE_CACHE_FILE} is a symbolic link` : err.message };
-    }
-    try {
-      const st = fs.fstatSync(fd);
-      const why = !st.isFile() ? 'not a regular file' : st.size > CODE_CACHE_MAX_BYTES ? `larger than ${CODE_CACHE_MAX_BYTES} bytes` : trusted(st, euid);
-      if (why) return { state: 'refused', why: `${CODE_CACHE_FILE} is ${why}` };
-      return { state: 'found', data: fs.readFileSync(fd) };
-    } finally {
-      close(fd);
-    }
+    const data = readRegularFile(at(dfd, CODE_CACHE_FILE), CODE_CACHE_MAX_BYTES, (st) => trusted(st, euid));
+    return data === null ? { state: 'absent' } : { state: 'found', data };
+  } catch (e) {
+    return failed(e, CODE_CACHE_FILE);
   } finally {
     close(dfd);
   }
+}
+
+/** Why `what` (the directory or the file) is not read: absent, a symlink, or as the error says. */
+function failed(e: unknown, what: string): CodeCacheRead {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOENT') return { state: 'absent' };
+  if (err.code === 'ELOOP') return { state: 'refused', why: `${what} is a symbolic link` };
+  // Errors without an errno are ours: the reason the file or directory is not trusted.
+  return { state: 'refused', why: err.code ? `${what}: ${err.message}` : `${what} is ${err.message}` };
 }
 
 /** Writes the cache whole under a new name and renames it over the old one. Throws on failure. */

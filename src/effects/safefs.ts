@@ -61,6 +61,29 @@ export function tempName(prefix: string): string {
 }
 
 /**
+ * A regular file's bytes, opened O_NOFOLLOW|O_NONBLOCK (a FIFO at the path cannot hang the read);
+ * null when there is none. Throws for a symlink (ELOOP), anything but a regular file, a file over
+ * `maxBytes`, or one `refuse` gives a reason against (from its fstat, before anything is read).
+ */
+export function readRegularFile(path: string, maxBytes: number, refuse?: (st: fs.Stats) => string | null): Buffer | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    const why = !st.isFile() ? 'not a regular file' : st.size > maxBytes ? `larger than ${maxBytes} bytes` : (refuse?.(st) ?? null);
+    if (why) throw new Error(why);
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * Replaces `name` in an open directory with a file holding `data`, whole: written under an
  * unguessable name (O_EXCL|O_NOFOLLOW, 0600), then renamed over it, so that a reader or a crash
  * never sees half a file and a link planted at the name is replaced, never followed.

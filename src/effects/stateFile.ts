@@ -4,9 +4,7 @@
 // O_NOFOLLOW and a size bound; a bad file is renamed aside, never removed.
 import * as fs from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { openTrustedDir, replaceFileAt, withFd } from './safefs.js';
-
-const { O_NOFOLLOW, O_RDONLY, O_NONBLOCK } = fs.constants;
+import { openTrustedDir, readRegularFile, replaceFileAt, withFd } from './safefs.js';
 
 export function writeStateFile(path: string, text: string): void {
   const dir = dirname(path);
@@ -16,21 +14,7 @@ export function writeStateFile(path: string, text: string): void {
 
 /** The file's text, or null when there is none. Throws for anything else (a link, a FIFO, too large). */
 export function readStateFile(path: string, maxBytes: number): string | null {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new Error('not a regular file');
-    if (st.size > maxBytes) throw new Error(`larger than ${maxBytes} bytes`);
-    return fs.readFileSync(fd, 'utf8');
-  } finally {
-    fs.closeSync(fd);
-  }
+  return readRegularFile(path, maxBytes)?.toString('utf8') ?? null;
 }
 
 /** Moves a bad records file aside (kept for whoever wants to look), returning its new path. */
