@@ -2,7 +2,7 @@
 // booted from this machine's own root (non-recursive bind, read-only with a tmpfs overlay).
 // Recipe: issue 6. Everything it starts is stopped and removed, also when a test fails.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const PROJECT = resolve(import.meta.dirname, '../..');
@@ -88,6 +88,7 @@ export class Container {
     this.exited = new Promise((r) => this.nspawn!.once('exit', () => r()));
     while (Date.now() - t0 < timeoutMs) {
       if (this.nspawn.exitCode !== null) throw new Error(`container exited during boot:\n${this.console.slice(-3000)}`);
+      if (this.leader && !existsSync(`/proc/${this.leader}`)) this.leader = 0;
       if (!this.leader) this.leader = this.findLeader();
       if (this.leader && this.tryExec(`systemctl is-active --quiet ${target}`)) return Date.now() - t0;
       await new Promise((r) => setTimeout(r, 50));
@@ -95,14 +96,20 @@ export class Container {
     throw new Error(`container did not reach ${target} within ${timeoutMs} ms:\n${this.console.slice(-3000)}`);
   }
 
+  /**
+   * The container's PID 1: nspawn's child in a PID namespace of its own. nspawn's first child
+   * (the "outer child") is briefly its child too, in this PID namespace; taken for the leader,
+   * it exits and every nsenter after it fails (a boot "never reached" its target in CI).
+   */
   private findLeader(): number {
     const parent = this.nspawn?.pid;
+    const ours = readlinkSync('/proc/self/ns/pid');
     for (const p of readdirSync('/proc')) {
       if (!/^\d+$/.test(p)) continue;
       try {
         const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
         const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid === parent) return Number(p);
+        if (ppid === parent && readlinkSync(`/proc/${p}/ns/pid`) !== ours) return Number(p);
       } catch {
         // gone meanwhile
       }
@@ -165,7 +172,8 @@ export class Container {
     try {
       rmdirSync(this.machineDir);
     } catch (e) {
-      process.stderr.write(`e2e: left ${this.machineDir} in place: ${(e as Error).message}\n`);
+      // Gone already: stop() runs twice when a boot fails (bootE2e, then the suite's afterAll).
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') process.stderr.write(`e2e: left ${this.machineDir} in place: ${(e as Error).message}\n`);
     }
     rmSync(this.work, { recursive: true, force: true });
   }
