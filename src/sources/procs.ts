@@ -159,6 +159,24 @@ function allPids(procRoot: string): number[] {
   return names.filter((n) => /^[1-9][0-9]*$/.test(n)).map(Number);
 }
 
+/** Processes of one namespace tried for its socket table: enough for a few that exited, never a walk over thousands. */
+const TABLE_TRIES = 64;
+
+/**
+ * A network namespace's socket table, through a process of it that is still there. The first
+ * one read may have exited since (a login's short-lived helpers do): its table was then none,
+ * and every socket of the namespace went unseen for a whole scan, a kiosk's among them (its
+ * rescue link dropped as if its server had gone). The namespace is read again after the table:
+ * a PID reused meanwhile, in another namespace, is not taken for it.
+ */
+function readSocketTable(procRoot: string, netns: string, pids: readonly number[]): string | null {
+  for (const pid of pids.slice(0, TABLE_TRIES)) {
+    const text = readText(join(procRoot, String(pid), 'net', 'unix'));
+    if (text !== null && (link(join(procRoot, String(pid), 'ns', 'net')) ?? '') === netns) return text;
+  }
+  return null;
+}
+
 export async function scanProcs(o: ScanOptions): Promise<ScanResult> {
   const t0 = performance.now();
   const pids = (o.pids ?? allPids(o.procRoot)).filter((p) => p !== o.skipPid);
@@ -187,14 +205,20 @@ export async function scanProcs(o: ScanOptions): Promise<ScanResult> {
     if (g.unreadable) unreadable++;
     if (g.raw) raws.push(g.raw);
   }
-  // Socket tables are per network namespace: read one for each namespace that holds sockets.
-  const tables = new Map<string, Map<number, { path: string; listening: boolean }>>();
+  // Socket tables are per network namespace: one read for each namespace that holds sockets.
+  const members = new Map<string, number[]>();
   for (const r of raws) {
-    if (r.socketInodes.length === 0 || tables.has(r.netns)) continue;
-    const text = readText(join(o.procRoot, String(r.pid), 'net', 'unix')) ?? readText(join(o.procRoot, 'net', 'unix')) ?? '';
+    if (r.socketInodes.length === 0) continue;
+    const l = members.get(r.netns);
+    if (l) l.push(r.pid);
+    else members.set(r.netns, [r.pid]);
+  }
+  const tables = new Map<string, Map<number, { path: string; listening: boolean }>>();
+  for (const [netns, pids] of members) {
+    const text = readSocketTable(o.procRoot, netns, pids) ?? readText(join(o.procRoot, 'net', 'unix')) ?? '';
     const m = new Map<number, { path: string; listening: boolean }>();
     for (const e of parseNetUnix(text)) if (rundirUidOf(o.runtimeRoot, e.path) !== null) m.set(e.inode, { path: e.path, listening: e.listening });
-    tables.set(r.netns, m);
+    tables.set(netns, m);
   }
   const procs: ProcRecord[] = [];
   for (const r of raws) {

@@ -54,6 +54,25 @@ describe('who relies on which rundir, from a fixture proc tree', () => {
     expect((await scanProcs({ procRoot: fx.root, runtimeRoot: sb.runtimeRoot, pids: [200, 999] })).procs.map((p) => p.pid)).toEqual([200]);
   });
 
+  it('reads the socket table of a namespace through a process still there: the first one read has exited, and /proc/net is hidden', async () => {
+    const rd = sb.rundir(USER);
+    // A login's short-lived helper, lowest PID with a socket, gone by the time tables are read.
+    fx.add({ pid: 150, comm: 'systemd-run', cgroup: '/system.slice/run-u7.service', fds: { 3: 'socket:[555]' } });
+    fx.add({ pid: 200, comm: 'kiosk', cgroup: '/system.slice/kiosk.service', fds: { 3: 'socket:[777]' } });
+    // Another namespace: its own table.
+    fx.add({ pid: 300, comm: 'other', cgroup: '/system.slice/other.service', fds: { 3: 'socket:[888]' }, netns: 'net:[4026532000]' });
+    fx.socket(777, `${rd}/snap.kiosk/wayland-0`, true, [200]);
+    fx.socket(888, `${rd}/other-0`, true, [300]);
+    rmSync(join(fx.root, '150/net/unix'), { force: true });
+    // rundird's own /proc/net: hidden by ProcSubset=pid (and its own namespace's under PrivateNetwork=).
+    rmSync(join(fx.root, 'net/unix'));
+    const r = await scanProcs({ procRoot: fx.root, runtimeRoot: sb.runtimeRoot });
+    const byPid = new Map(r.procs.map((p) => [p.pid, p]));
+    expect(byPid.get(200)?.sockets).toEqual([{ path: `${rd}/snap.kiosk/wayland-0`, listening: true }]);
+    expect(byPid.get(300)?.sockets).toEqual([{ path: `${rd}/other-0`, listening: true }]);
+    expect(byPid.has(150)).toBe(false);
+  });
+
   it('yields to the event loop inside one process with thousands of fds, and still reads all of them', async () => {
     const rd = sb.rundir(USER);
     const fds: Record<number, string> = {};
