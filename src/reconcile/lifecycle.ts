@@ -44,6 +44,12 @@ export function lifecycleState(status: RundirStatus, f: LogindFacts, prev: Lifec
   // A root-owned rundir of another UID is user-runtime-dir's plain directory: before its tmpfs
   // (elogind, a missed JobNew, UserNew on its way), or after the unmount of a purge.
   if (status === 'root-owned') return prev === 'closing' || prev === 'stopping' ? 'stopping' : 'starting';
+  // user-runtime-dir@UID is stopped, its last job over: nothing purges this directory or will
+  // (logind's stop of a stopped unit does nothing), whatever logind's user still says. It was
+  // made after the purge, by a service outside any session, say. Trusting the user here said
+  // closing, then stopping for good, when a restarted logind still held the user it was about
+  // to collect (seen on systemd 257).
+  if (f.runtimeUnit === 'inactive') return 'live';
   // Closing, and logind's user is gone (systemd < 256 says UserRemoved before the removal):
   // the purge runs, whether or not its stop job could be read. Never live again before absent.
   if (f.logind && f.user === null && (prev === 'closing' || prev === 'stopping')) return 'stopping';
@@ -75,7 +81,11 @@ export interface JobSeen {
 export function lifecycleSteps(prev: LifecycleState, status: RundirStatus, f: LogindFacts, jobs: readonly JobSeen[]): LifecycleState[] {
   const out: LifecycleState[] = [];
   let s = prev;
+  // A stop over, its unit stopped, and the rundir still here: it purged nothing (logind's stop
+  // of a unit stopped already, as it collects a user; or a dir made since). Not a step.
+  const stoppedNothing = f.job === null && f.runtimeUnit === 'inactive' && status !== 'absent';
   for (const j of jobs) {
+    if (j.type === 'stop' && stoppedNothing) continue;
     const st: LifecycleState = j.type === 'start' ? 'starting' : 'stopping';
     const before = j.type === 'start' ? s === 'absent' || s === 'closing' || s === 'stopping' : s === 'live' || s === 'closing';
     if ((!j.done || before) && s !== st) out.push((s = st));

@@ -20,11 +20,15 @@ export interface UserFacts {
 /** A pending job of user-runtime-dir@UID.service. */
 export type JobType = 'start' | 'stop';
 
+/** user-runtime-dir@UID.service as its last finished job left it; null: not known (no job seen since rundird or systemd started, or one is running). */
+export type RuntimeUnitState = 'active' | 'inactive' | null;
+
 export interface LogindFacts {
   /** logind is on the bus. */
   logind: boolean;
   user: UserFacts | null;
   job: JobType | null;
+  runtimeUnit?: RuntimeUnitState;
 }
 
 /** "session 3 (sshd, from 10.0.0.9)": how records name a session. */

@@ -8,6 +8,8 @@
 //   {"op":"stopdelay","usec":500000}                   UserStopDelayUSec from now on
 //   {"op":"refuse-linger","message":"..."}             SetUserLinger fails (null: works again)
 //   {"op":"linger-calls"}                              prints `linger-calls [[uid,enable],…]`
+//   {"op":"stale-user","uid":U}    a restarted logind still holds a user it will collect: UserNew, closing, no session
+//   {"op":"collect-user","uid":U}  …and collects it: the stop of its stopped runtime unit (over before it can be read), UserRemoved
 import dbus from 'dbus-next';
 import { mkdirSync, rmSync, chownSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -281,6 +283,21 @@ async function run(c, k) {
     else if (c.op === 'linger') { users.get(c.uid).linger = c.on; }
     else if (c.op === 'stopdelay') { stopDelayUSec = c.usec; }
     else if (c.op === 'refuse-linger') { lingerRefusal = c.message ?? null; }
+    else if (c.op === 'stale-user') {
+      const user = new User(c.uid);
+      user.state = 'closing';
+      users.set(c.uid, user);
+      bus.export(userPath(c.uid), user);
+      manager.UserNew(c.uid, userPath(c.uid));
+    } else if (c.op === 'collect-user') {
+      const [name] = unitOf(c.uid);
+      const id = ++jobSeq;
+      sdManager.JobNew(id, `/org/freedesktop/systemd1/job/${id}`, name);
+      sdManager.JobRemoved(id, `/org/freedesktop/systemd1/job/${id}`, name, 'done');
+      users.delete(c.uid);
+      bus.unexport(userPath(c.uid));
+      manager.UserRemoved(c.uid, userPath(c.uid));
+    }
     else if (c.op === 'linger-calls') { process.stdout.write(`linger-calls ${JSON.stringify(lingerCalls)}\n`); }
     else if (c.op === 'unit') {
       unitPids.set(c.name, c.pids);

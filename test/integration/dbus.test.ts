@@ -1,9 +1,12 @@
 // The daemon following logind and systemd1 on a real private bus, against the test double
 // replaying each system's ordering on a real temporary tree.
-import { rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chownSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DaemonProcess, IS_ROOT, Sandbox, USER, stat, waitFor, type LogLine } from '../helpers/sandbox.js';
 import { FakeLogind, PrivateBus, type Flavor } from '../helpers/dbus.js';
+import { CTL } from '../helpers/ctl.js';
 
 let sb: Sandbox;
 let bus: PrivateBus;
@@ -33,7 +36,10 @@ afterEach(async () => {
   sb.cleanup();
 });
 
-const daemon = () => DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot], { DBUS_SYSTEM_BUS_ADDRESS: bus.address });
+const api = () => join(sb.base, 'api.sock');
+const daemon = () => DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, '--api-socket', api()], { DBUS_SYSTEM_BUS_ADDRESS: bus.address });
+/** The UID's timeline as rundirctl prints it (logind's signals are in it as they were read). */
+const ctlTimeline = (uid = USER) => execFileSync(process.execPath, [CTL, '--api-socket', api(), 'timeline', String(uid)], { encoding: 'utf8' });
 const states = (uid = USER) => d!.events('rundir-state').filter((l) => l.uid === uid).map((l) => l.state as string);
 const privateOk = () => stat(sb.privateDir('hello-world'))?.mode === 0o700 && stat(sb.privateDir('hello-world'))?.uid === USER;
 /**
@@ -101,6 +107,28 @@ describe('logind lifecycle', () => {
     const seq = states();
     expect(seq.slice(seq.lastIndexOf('live'))).toEqual(['live', 'closing', 'stopping', 'absent']);
     expect(d!.events('rundir-state').filter((l) => l.state === 'stopping')).toHaveLength(1);
+  });
+
+  it('a user a restarted logind still holds, then collects: a dir made after the purge is live, never closing or stopping', async () => {
+    await startAll('systemd256');
+    await login('c1');
+    await waitFor(privateOk, 'private dirs');
+    await fake!.cmd({ op: 'logout', session: 'c1', delayMs: 20 });
+    await waitFor(() => states().at(-1) === 'absent', 'the purge');
+    const before = states().length;
+    // logind restarted meanwhile and found the user it was about to collect (systemd 257).
+    await fake!.cmd({ op: 'stale-user', uid: USER });
+    await waitFor(() => ctlTimeline().includes('user-new'), 'UserNew read');
+    // A service outside any session makes the rundir again, as a plain directory.
+    mkdirSync(sb.rundir(), { mode: 0o700 });
+    if (IS_ROOT) chownSync(sb.rundir(), USER, USER);
+    await waitFor(privateOk, 'private dirs in the plain dir');
+    await fake!.cmd({ op: 'collect-user', uid: USER });
+    await waitFor(() => ctlTimeline().includes('user-removed'), 'UserRemoved read');
+    rmSync(sb.privateDir('hello-world'), { recursive: true });
+    // Not held as if a purge ran: the private dir is made again.
+    await waitFor(privateOk, 'the private dir made again');
+    expect(states().slice(before)).toEqual(['live']);
   });
 
   it('logind absent at start: says so, runs on inotify, switches up when it appears', async () => {

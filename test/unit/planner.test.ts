@@ -176,4 +176,17 @@ describe('lifecycle steps', () => {
     const user = { uid: 0, state: 'active', linger: false, sessions: ['c3'] };
     expect(lifecycleSteps('closing', 'tmpfs', f({ user }), [])).toEqual(['live']); // a new login
   });
+  it('user-runtime-dir@ known stopped: a rundir here is live, whatever logind’s user says; a stop of it purged nothing', () => {
+    const closing = { uid: 0, state: 'closing', linger: false, sessions: [] };
+    // A restarted logind still holds the user it will collect; a service made the dir after the purge.
+    expect(lifecycleSteps('absent', 'plain', f({ user: closing, runtimeUnit: 'inactive' }), [])).toEqual(['live']);
+    expect(lifecycleSteps('absent', 'plain', f({ user: closing, runtimeUnit: 'active' }), [])).toEqual(['closing']);
+    expect(lifecycleSteps('absent', 'plain', f({ user: closing }), [])).toEqual(['closing']);
+    // Collected: its stop (over before it could be read) and UserRemoved. Never stuck in stopping.
+    expect(lifecycleSteps('live', 'plain', f({ runtimeUnit: 'inactive' }), [{ type: 'stop', done: true }])).toEqual([]);
+    expect(lifecycleSteps('stopping', 'plain', f({ runtimeUnit: 'inactive' }), [])).toEqual(['live']);
+    // The purge itself: its stop is a step, and the rundir goes.
+    expect(lifecycleSteps('closing', 'absent', f({ runtimeUnit: 'inactive' }), [{ type: 'stop', done: true }])).toEqual(['stopping', 'absent']);
+    expect(lifecycleSteps('live', 'tmpfs', f({ job: 'stop' }), [{ type: 'stop', done: false }])).toEqual(['stopping']);
+  });
 });

@@ -2,7 +2,7 @@
 // and Sessions emit no change signals: they are read afresh whenever something about that user
 // happens. Every reply and signal is checked; garbage is logged and dropped, never trusted.
 import { Bus, systemBusAddress, type BusEvent, type BusSignal } from './bus.js';
-import { describeSession, type JobType, type LogindFacts, type SessionInfo, type UserFacts } from '../../world/logind.js';
+import { describeSession, type JobType, type LogindFacts, type RuntimeUnitState, type SessionInfo, type UserFacts } from '../../world/logind.js';
 import type { Subscription } from 'rxjs';
 
 const LOGIN1 = 'org.freedesktop.login1';
@@ -40,6 +40,8 @@ export class Logind {
   /** The session of each UID that closed last: the cause of a closing rundir. */
   private readonly lastClosed = new Map<number, SessionInfo>();
   private readonly jobs = new Map<number, { id: number; type: JobType }>();
+  /** user-runtime-dir@UID as its last finished job left it (one entry per UID that had a job). */
+  private readonly runtimeUnits = new Map<number, 'active' | 'inactive'>();
   private sub: Subscription | null = null;
   /** Signals are handled one after the other: a late read must not undo a later signal. */
   private chain: Promise<void> = Promise.resolve();
@@ -78,7 +80,7 @@ export class Logind {
   }
 
   facts(uid: number): LogindFacts {
-    return { logind: this.present, user: this.users.get(uid) ?? null, job: this.jobs.get(uid)?.type ?? null };
+    return { logind: this.present, user: this.users.get(uid) ?? null, job: this.jobs.get(uid)?.type ?? null, runtimeUnit: this.runtimeUnits.get(uid) ?? null };
   }
 
   session(id: string): SessionInfo | undefined {
@@ -107,6 +109,7 @@ export class Logind {
         }
       } else if (e.name === SYSTEMD1) {
         this.jobs.clear();
+        this.runtimeUnits.clear();
         this.cb.presence('systemd1', e.owner !== null);
         if (e.owner) this.enqueue(() => this.loadSystemd());
         else this.cb.dirtyAll();
@@ -261,6 +264,7 @@ export class Logind {
           // (active: a start; inactive or failed: a stop). Noted as the brief state it was, not
           // as a pending job. (Guessing as if it were still pending called a done start a stop.)
           const active = await this.activeState(s.body[2]);
+          this.noteUnit(uid, active);
           const done: JobType | null = active === 'active' ? 'start' : active === 'inactive' || active === 'failed' ? 'stop' : null;
           this.cb.note(uid, 'job-done', `systemd: job ${s.body[0]} for ${s.body[2]} finished before it could be read (unit ${active})`);
           if (done) this.cb.jobDone?.(uid, done);
@@ -268,6 +272,7 @@ export class Logind {
           return;
         }
         this.jobs.set(uid, { id: s.body[0], type });
+        this.runtimeUnits.delete(uid); // what it leaves is known when it is over
         this.cb.note(uid, `job-${type}`, `systemd: ${type} job ${s.body[0]} queued for ${s.body[2]}`);
         this.cb.job(uid, type);
         this.cb.dirty(uid);
@@ -284,6 +289,7 @@ export class Logind {
         if (job?.id === s.body[0]) this.jobs.delete(uid);
         // JobRemoved does not say start or stop: the unit's ActiveState does.
         const active = await this.activeState(s.body[2]);
+        this.noteUnit(uid, active);
         this.cb.note(uid, 'job-done', `systemd: job ${s.body[0]} for ${s.body[2]} ${String(s.body[3])}, unit ${active}`);
         this.cb.dirty(uid);
         return;
@@ -338,13 +344,21 @@ export class Logind {
     return null;
   }
 
+  /** The unit's ActiveState; `not-loaded` when systemd has unloaded it (stopped, then collected). */
   private async activeState(unit: string): Promise<string> {
     try {
       const [path] = await this.bus.call(SYSTEMD1, '/org/freedesktop/systemd1', SD_MANAGER, 'GetUnit', 's', [unit]);
       const v = await this.bus.getProperty(SYSTEMD1, String(path), 'org.freedesktop.systemd1.Unit', 'ActiveState');
       return typeof v === 'string' ? v : 'unknown';
-    } catch {
-      return 'unknown';
+    } catch (e) {
+      return /NoSuchUnit|not loaded/i.test(String((e as Error).message)) ? 'not-loaded' : 'unknown';
     }
+  }
+
+  /** What a finished job of user-runtime-dir@UID left: running, stopped, or (unreadable) not known. */
+  private noteUnit(uid: number, active: string): void {
+    const state: RuntimeUnitState = active === 'active' ? 'active' : active === 'inactive' || active === 'failed' || active === 'not-loaded' ? 'inactive' : null;
+    if (state) this.runtimeUnits.set(uid, state);
+    else this.runtimeUnits.delete(uid);
   }
 }
