@@ -292,8 +292,11 @@ ExecStart=${process.execPath} -e "require('net').createServer().listen(process.e
   });
 
   it('rescue linger: rundird asks logind to linger for the kiosk; the next logout purges nothing', async () => {
-    // From a known state, whatever the test before left (a failure there is its own, not this one's).
-    c.exec("systemctl stop e2e-kiosk 'e2e-root-*' user@0.service user-runtime-dir@0.service; rm -rf /run/user/0");
+    // From a known state, whatever the test before left (a failure there is its own, not this one's):
+    // no kiosk, no root session, no tmpfs, and no socket file left where the kiosk listens (its
+    // SIGTERM leaves it). Not rm -rf of /run/user/0: rundird keeps the private dirs of that live
+    // plain dir and makes them again meanwhile ("Directory not empty", seen once).
+    c.exec(`systemctl stop e2e-kiosk 'e2e-root-*' user@0.service user-runtime-dir@0.service; rm -f ${SOCK}`);
     await setRescue('rescue:\\n  0: [linger]\\n');
     c.exec('systemctl start e2e-kiosk');
     await c.waitUntil(`journalctl -o json --no-pager MESSAGE_ID=${EVENTS['rescue-linger'].id} + MESSAGE_ID=${EVENTS['rescue-failed'].id} ACTION=linger | grep -q RUNDIR_UID`, 'rundird asked logind');
