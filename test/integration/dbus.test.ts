@@ -1,7 +1,7 @@
 // The daemon following logind and systemd1 on a real private bus, against the test double
 // replaying each system's ordering on a real temporary tree.
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DaemonProcess, IS_ROOT, Sandbox, USER, stat, waitFor, type LogLine } from '../helpers/sandbox.js';
@@ -117,14 +117,21 @@ describe('logind lifecycle', () => {
     await waitFor(() => states().at(-1) === 'absent', 'the purge');
     const before = states().length;
     // logind restarted meanwhile and found the user it was about to collect (systemd 257).
+    // Counted: the first login's UserNew and the logout's UserRemoved are in the timeline too.
+    const seen = (event: string) => ctlTimeline().split('\n').filter((l) => l.includes(` ${event} `)).length;
+    const news = seen('user-new');
+    const removed = seen('user-removed');
     await fake!.cmd({ op: 'stale-user', uid: USER });
-    await waitFor(() => ctlTimeline().includes('user-new'), 'UserNew read');
-    // A service outside any session makes the rundir again, as a plain directory.
-    mkdirSync(sb.rundir(), { mode: 0o700 });
-    if (IS_ROOT) chownSync(sb.rundir(), USER, USER);
+    await waitFor(() => seen('user-new') > news, 'UserNew read');
+    // A service outside any session makes the rundir again, as a plain directory: the user's
+    // from the first moment (made aside and renamed; a root-owned one is user-runtime-dir's, starting).
+    const aside = join(sb.runtimeRoot, '.aside');
+    mkdirSync(aside, { mode: 0o700 });
+    if (IS_ROOT) chownSync(aside, USER, USER);
+    renameSync(aside, sb.rundir());
     await waitFor(privateOk, 'private dirs in the plain dir');
     await fake!.cmd({ op: 'collect-user', uid: USER });
-    await waitFor(() => ctlTimeline().includes('user-removed'), 'UserRemoved read');
+    await waitFor(() => seen('user-removed') > removed, 'UserRemoved read');
     rmSync(sb.privateDir('hello-world'), { recursive: true });
     // Not held as if a purge ran: the private dir is made again.
     await waitFor(privateOk, 'the private dir made again');
