@@ -41,7 +41,7 @@ export class Logind {
   private readonly lastClosed = new Map<number, SessionInfo>();
   private readonly jobs = new Map<number, { id: number; type: JobType }>();
   /** user-runtime-dir@UID as its last finished job left it (one entry per UID that had a job). */
-  private readonly runtimeUnits = new Map<number, 'active' | 'inactive'>();
+  private readonly runtimeUnits = new Map<number, NonNullable<RuntimeUnitState>>();
   private sub: Subscription | null = null;
   /** Signals are handled one after the other: a late read must not undo a later signal. */
   private chain: Promise<void> = Promise.resolve();
