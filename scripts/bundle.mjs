@@ -4,8 +4,9 @@
 // most of rundird's start-up time and a sixth of its idle memory; one file, with the ES-module
 // builds of rxjs and yaml so that what is not used is left out, starts in half the time
 // (docs/benchmark.md). tsc still checks the types and builds dist/src for the tests.
-// Left out of the bundle: unix-dgram (a native addon, loaded at run time from node_modules
-// when it is there, src/journal/dgram.ts) and dbus-next's optional usocket and x11.
+// Left out of the bundle: koffi (libc's calls, src/sys/libc.ts: its JavaScript finds its
+// prebuilt native part beside it in node_modules at run time) and dbus-next's optional usocket
+// and x11.
 import { build } from 'esbuild';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -35,7 +36,7 @@ const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  external: ['unix-dgram', 'usocket', 'x11'],
+  external: ['koffi', 'usocket', 'x11'],
   plugins: [esmBuilds],
   legalComments: 'none',
   metafile: true,

@@ -7,7 +7,7 @@ import { ROOT_CONNECTIONS, rootApiSocket, startApi } from '../api/server.js';
 import { ApiSocketError, prepareApiSocket, removeApiSocket } from '../effects/apiSocket.js';
 import { journaldDestination } from '../journal/journald.js';
 import { prettyDestination } from '../journal/pretty.js';
-import { dgram, dgramMissing } from '../journal/dgram.js';
+import { LIBC_CALLS } from '../sys/libc.js';
 import { groupId } from '../world/passwd.js';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     return;
   }
   if (cli.version) {
-    process.stdout.write(`rundird ${VERSION}\n`);
+    process.stdout.write(`rundird ${VERSION}\nlibc calls: ${LIBC_CALLS}\njournal: native protocol (datagrams; a sealed memfd for a record larger than one) to ${cli.journalSocket} under systemd, else JSON lines on stdout\n`);
     return;
   }
   let cfg: Config;
@@ -72,13 +72,10 @@ async function main(): Promise<void> {
   // Journald's native protocol when systemd runs us (JOURNAL_STREAM) or when asked; JSON lines otherwise.
   const target = cli.logTarget === 'auto' ? (process.env.JOURNAL_STREAM && existsSync(cli.journalSocket) ? 'journal' : 'stdout') : cli.logTarget;
   if (target === 'journal' && !existsSync(cli.journalSocket)) fatal(`--log-target journal: ${cli.journalSocket} does not exist (is systemd-journald running?)`, EXIT.FAILURE);
-  const journal = target === 'journal' ? journaldDestination(cli.journalSocket, (l) => process.stdout.write(l)) : null;
+  const journal = target === 'journal' ? journaldDestination(cli.journalSocket) : null;
   // On a terminal, one readable line per record; JSON lines when piped (or asked for).
   const pretty = !journal && (cli.logFormat === 'pretty' || (cli.logFormat === 'auto' && process.stdout.isTTY === true));
   const log = journal ? createLogger(cfg.logLevel, journal) : pretty ? createLogger(cfg.logLevel, prettyDestination(process.stdout, process.stdout.isTTY === true && !process.env.NO_COLOR)) : createLogger(cfg.logLevel);
-  if (journal && dgram() === null) {
-    logEvent(log, 'source-degraded', { source: 'journald', error: dgramMissing() }, `journal fields unavailable (${dgramMissing()}): records go to the journal's stdout stream with their priority, MESSAGE_ID and key fields in the message text; sd_notify goes through systemd-notify`);
-  }
   const notifier = createNotifier(process.env, (e) => log.warn({ err: e.message }, `sd_notify: ${e.message}`));
   let lastStatus = '';
   const daemon: Daemon = new Daemon(cfg, {

@@ -17,7 +17,7 @@ import { settle, type Settled } from '../reconcile/settle.js';
 import type { SessionInfo } from '../world/logind.js';
 import type { NodeStat } from '../world/types.js';
 import { readLinkWorld, rundirIO } from '../world/links.js';
-import { readRundir } from '../world/read.js';
+import { readRundir, RundirWalker } from '../world/read.js';
 import { Facts } from './facts.js';
 import { WorkQueue } from './queue.js';
 import { addTimeline, isEmpty, madeCount, newRecord, type Made, type UidRecord } from './record.js';
@@ -61,6 +61,14 @@ export interface ControllerHost {
   extraWatchDirs(uid: number): string[];
 }
 
+/** The mounts' roots inside a rundir that the read judged local (tmpfs): the only ones the writes may enter. */
+function mountRoots(snap: UidSnapshot): Map<string, { ino: number; dev: number }> {
+  const out = new Map<string, { ino: number; dev: number }>();
+  for (const [name, st] of snap.actual.entries) if (st?.mountRoot) out.set(name, st);
+  for (const [rel, st] of snap.links?.stat ?? []) if (st?.mountRoot) out.set(rel, st);
+  return out;
+}
+
 export class Controller {
   readonly records = new Map<number, UidRecord>();
   readonly queue: WorkQueue;
@@ -96,6 +104,7 @@ export class Controller {
     this.rescue = new Rescuer({
       config: () => host.config(),
       rootFd: () => host.rootFd(),
+      mounts: () => this.facts.mounts,
       selfUid: host.selfUid,
       log: host.log,
       reliantSockets: (uid) => host.reliantSockets(uid),
@@ -153,7 +162,7 @@ export class Controller {
     const plan = planUid(snap, rec, this.host.selfUid);
     const rootFd = this.host.rootFd();
     // Observe-only (a confined snap): the plan is made and its problems said, nothing is done.
-    const applied = rootFd === null || this.host.config().observeOnly ? { outcomes: [], linkOutcomes: [], stale: false } : applyPlan(rootFd, plan.privdirs, plan.links, this.host.selfUid);
+    const applied = rootFd === null || this.host.config().observeOnly ? { outcomes: [], linkOutcomes: [], stale: false } : applyPlan(rootFd, plan.privdirs, plan.links, this.host.selfUid, mountRoots(snap));
     const settled = settle(rec, snap, plan, applied.outcomes, applied.linkOutcomes);
     this.journal(uid, rec, settled);
     // Its entry is made afresh at the next save (any sync may have changed what is kept).
@@ -197,17 +206,28 @@ export class Controller {
     // The covered incarnation's names too: if the mount is taken off, its records are ours again.
     const known = rec.covered ? new Map([...rec.made.privdirs, ...rec.covered.privdirs]) : rec.made.privdirs;
     const names = namesToRead(wanted, departing, f.inventory.removed, known);
-    let actual = readRundir(cfg.runtimeRoot, uid, names, f.mounts, cfg.maxEntries);
+    const rootFd = this.host.rootFd();
+    let actual = readRundir(rootFd, cfg.runtimeRoot, uid, names, f.mounts, cfg.maxEntries, false);
+    // A mount the table has not shown yet (made since it was read): read the table, then judge.
+    if (actual.unknownMount) {
+      f.readMountTable();
+      actual = readRundir(rootFd, cfg.runtimeRoot, uid, names, f.mounts, cfg.maxEntries, true);
+    }
     if (actual.node?.kind === 'dir') actual = { ...actual, mount: f.mountAt(actual.path, actual.node.dev !== this.host.rootDev()) };
     const logind = f.logindFacts(uid);
     const status = rundirStatus(actual);
     const live = status === 'plain' || status === 'tmpfs' || status === 'mounted';
     const hold = holdWrites(lifecycleSteps(rec.lifecycle, status, logind, rec.jobs).at(-1) ?? rec.lifecycle, status);
     const sameRundir = rec.made.rundir !== null && actual.node?.ino === rec.made.rundir.ino && actual.node.dev === rec.made.rundir.dev;
-    const links =
-      live && !hold
-        ? readLinkWorld(rundirIO(actual.path, f.mounts, cfg.maxEntries), actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map(), cfg.maxEntries)
-        : null;
+    let links = null;
+    if (live && !hold && rootFd !== null) {
+      const walker = new RundirWalker(rootFd, uid, actual.node!);
+      try {
+        links = readLinkWorld(rundirIO(walker, actual.path, f.mounts, cfg.maxEntries), actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map(), cfg.maxEntries);
+      } finally {
+        walker.close();
+      }
+    }
     return {
       uid,
       actual,

@@ -8,19 +8,21 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import { applyRescue, dropStaleTemps, openRescueDir, type RescueOutcome } from '../effects/rescue.js';
-import { close, fdPath, fstat, openDirAt } from '../effects/safefs.js';
+import { close, listDir, openDirAt } from '../effects/safefs.js';
 import { logEvent, type Log } from '../journal/logger.js';
 import type { EventName } from '../journal/events.js';
 import { planRescue, relOfRescueName, rescueName, rescuePathsHere, type RescueAction, type RescueSnapshot } from '../reconcile/rescue.js';
 import type { LifecycleState } from '../world/logind.js';
 import { parseNetUnix } from '../world/procfs.js';
-import { lstatOrNull } from '../world/read.js';
+import { lstatBelowRoot, statAt, toNodeStat, UNKNOWN, type MountSnapshot } from '../world/read.js';
 import type { NodeStat, RundirActual, RundirStatus } from '../world/types.js';
 import { addTimeline, type UidRecord } from './record.js';
 
 export interface RescueHost {
   config(): Config;
   rootFd(): number | null;
+  /** The mount table as the facts cache has it. */
+  mounts(): MountSnapshot;
   selfUid: number;
   log: Log;
   /** Sockets (absolute paths) that services outside any session hold in this UID's rundir: the unit (or process) and a PID of each. */
@@ -119,19 +121,24 @@ export class Rescuer {
       const kept = new Map<string, NodeStat>();
       if (restore || this.withKept.has(uid)) {
         rescueFd = openRescueDir(rescueRoot(cfg), uid);
-        const names = readdirSync(fdPath(rescueFd));
+        const names = listDir(rescueFd);
         dropStaleTemps(rescueFd, names);
         for (const name of names) {
           const rel = relOfRescueName(name);
-          const st = rel === null ? null : lstatOrNull(`${fdPath(rescueFd)}/${name}`);
-          if (rel !== null && st) kept.set(rel, st);
+          const st = rel === null ? null : statAt(rescueFd, name);
+          if (rel !== null && st) kept.set(rel, toNodeStat(st));
         }
       }
       const held = this.plain.get(uid) ?? null;
       const inPlain = new Map<string, NodeStat | null>();
-      if (held) for (const rel of reliantUnits.keys()) inPlain.set(rel, lstatOrNull(`${fdPath(held.fd)}/${rel}`));
+      if (held) for (const rel of reliantUnits.keys()) inPlain.set(rel, statBelow(held.fd, rel));
       const here = new Map<string, NodeStat | null>();
-      if (actual.node?.kind === 'dir') for (const rel of rescuePathsHere(kept.keys(), rec.rescue)) here.set(rel, lstatOrNull(`${path}/${rel}`));
+      const mounts = this.host.mounts();
+      const walked = (rel: string) => {
+        const st = lstatBelowRoot(mounts, cfg.runtimeRoot, `${path}/${rel}`);
+        return st === UNKNOWN ? null : st;
+      };
+      if (actual.node?.kind === 'dir') for (const rel of rescuePathsHere(kept.keys(), rec.rescue)) here.set(rel, walked(rel));
       const snap: RescueSnapshot = {
         uid,
         restore,
@@ -153,10 +160,10 @@ export class Rescuer {
         return false;
       }
       if (rescueFd === null) rescueFd = openRescueDir(rescueRoot(cfg), uid);
-      const outcomes = applyRescue({ rootFd, rescueFd, rescuePath: join(rescueRoot(cfg), String(uid)), plainFd: held?.fd ?? null, uid, gid: this.host.gidOf(uid), selfUid: this.host.selfUid }, actions);
+      const outcomes = applyRescue({ rootFd, rescueFd, rescuePath: join(rescueRoot(cfg), String(uid)), plainFd: held?.fd ?? null, rundir: snap.rundir, uid, gid: this.host.gidOf(uid), selfUid: this.host.selfUid }, actions);
       const wrote = this.settle(uid, rec, path, outcomes, reliantUnits);
       let left = 0;
-      for (const name of readdirSync(fdPath(rescueFd))) if (relOfRescueName(name) !== null) left++;
+      for (const name of listDir(rescueFd)) if (relOfRescueName(name) !== null) left++;
       if (left > 0) this.withKept.add(uid);
       else this.withKept.delete(uid);
       return wrote;
@@ -179,8 +186,7 @@ export class Rescuer {
     }
     if (restore && status === 'plain' && !this.plain.has(uid)) {
       try {
-        const fd = openDirAt(rootFd, String(uid));
-        const st = fstat(fd);
+        const { fd, st } = openDirAt(rootFd, String(uid));
         if (st.uid !== uid || st.ino !== node?.ino) close(fd);
         else this.plain.set(uid, { fd, ino: st.ino, dev: st.dev });
       } catch {
@@ -278,4 +284,29 @@ export class Rescuer {
 
 function relOf(a: RescueAction): string {
   return a.op === 'remake' ? '' : a.op === 'unshow-dir' ? a.dir : a.rel;
+}
+
+/**
+ * statx of a path below a directory held open (the plain rundir a mount may hide), walked one
+ * component at a time: a symlink or a mount's root on the way ends the walk (null).
+ */
+function statBelow(dirfd: number, rel: string): NodeStat | null {
+  const parts = rel.split('/');
+  let fd = dirfd;
+  try {
+    for (let i = 0; i < parts.length - 1; i++) {
+      let next;
+      try {
+        next = openDirAt(fd, parts[i]!).fd;
+      } catch {
+        return null;
+      }
+      if (fd !== dirfd) close(fd);
+      fd = next;
+    }
+    const st = statAt(fd, parts.at(-1)!);
+    return st === null ? null : toNodeStat(st);
+  } finally {
+    if (fd !== dirfd) close(fd);
+  }
 }

@@ -1,14 +1,19 @@
 // The inotify watches inside each live rundir: the rundir itself and every directory whose
 // entries decide links (private dirs, `pulse/`, their ancestors). A watch is armed only on a
-// directory opened component by component with O_NOFOLLOW from the trusted runtime root,
-// through its descriptor (`/proc/self/fd/N` names the very inode that was checked), and it is
+// directory opened component by component with O_NOFOLLOW from the trusted runtime root (never
+// a mount's root but the rundir's own), through its descriptor (`/proc/self/fd/N` names the
+// very inode that was checked: inotify takes a path, and this one is walked by no lookup;
+// without /proc the watch cannot be armed, and the UID is read on a timer instead), and it is
 // armed again whenever the directory at that path is another one (replaced, re-mounted). A
 // directory that does not exist yet is simply not watched: its parent's watch says when it
 // appears, and the next sync arms it. Every event only marks the UID dirty.
 import type { Subscription } from 'rxjs';
 import { watchDir } from '../sources/watchDir.js';
-import { close, fdPath, fstat, openDirAt } from '../effects/safefs.js';
+import { close, openDirAt } from '../effects/safefs.js';
 import type { NodeStat } from '../world/types.js';
+
+/** The magic link that names an open descriptor's very inode (for inotify, which takes a path). */
+const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
 
 interface Armed {
   ino: number;
@@ -63,7 +68,7 @@ export class Watches {
     };
     for (const d of dirs) {
       if (have.has(d) || pastMount(d)) continue;
-      const a = this.arm(uid, rootFd, d);
+      const a = this.arm(uid, rootFd, d, seen(''));
       if (a) have.set(d, a);
     }
     if (have.size === 0) this.byUid.delete(uid);
@@ -78,14 +83,18 @@ export class Watches {
     for (const uid of [...this.byUid.keys()]) this.drop(uid);
   }
 
-  private arm(uid: number, rootFd: number, dir: string): Armed | null {
+  private arm(uid: number, rootFd: number, dir: string, rundir: NodeStat | null | undefined): Armed | null {
     const parts = [String(uid), ...(dir === '' ? [] : dir.split('/'))];
     let fd = rootFd;
+    let st;
     try {
-      for (const p of parts) {
-        const next = openDirAt(fd, p);
+      for (let i = 0; i < parts.length; i++) {
+        // The rundir may be its tmpfs's root: entered only as the very directory the sync read.
+        const expect = i === 0 && rundir && rundir.kind === 'dir' ? rundir : undefined;
+        const next = openDirAt(fd, parts[i]!, expect);
         if (fd !== rootFd) close(fd);
-        fd = next;
+        fd = next.fd;
+        st = next.st;
       }
     } catch {
       if (fd !== rootFd) close(fd);
@@ -93,7 +102,7 @@ export class Watches {
     }
     let armError: Error | null = null;
     try {
-      const st = fstat(fd);
+      if (!st) return null;
       // The kernel resolves the descriptor's magic link to the very inode that was checked.
       let failed = false;
       let sub: Subscription | undefined = undefined;

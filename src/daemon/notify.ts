@@ -1,9 +1,8 @@
 // sd_notify(3): READY=1 after the first full reconcile, STATUS= a one-line summary, WATCHDOG=1
-// at half the WatchdogSec interval, STOPPING=1 and RELOADING=1. Datagrams through unix-dgram;
-// without it (not built on this machine), each message through systemd-notify(1), which the
-// unit's NotifyAccess=all lets through (it is a child of rundird, in its cgroup).
-import { spawn } from 'node:child_process';
-import { dgram } from '../journal/dgram.js';
+// at half the WatchdogSec interval, STOPPING=1 and RELOADING=1. One datagram each, from
+// rundird's own process (the unit's NotifyAccess=main), through libc's socket calls
+// (src/sys/libc.ts). $NOTIFY_SOCKET is a path, or an abstract name (`@…`).
+import * as libc from '../sys/libc.js';
 
 export interface Notifier {
   send(fields: Record<string, string>): void;
@@ -19,18 +18,19 @@ export class NotifyError extends Error {}
 export function createNotifier(env: NodeJS.ProcessEnv, onError: (e: Error) => void): Notifier | null {
   const target = env.NOTIFY_SOCKET;
   if (!target) return null;
-  if (!target.startsWith('/')) {
-    onError(new NotifyError(`NOTIFY_SOCKET=${target}: only path sockets are supported (system services get /run/systemd/notify)`));
+  if (!target.startsWith('/') && !target.startsWith('@')) {
+    onError(new NotifyError(`NOTIFY_SOCKET=${target}: neither a path nor an abstract socket (@name)`));
     return null;
   }
-  const d = dgram();
-  const sock = d?.createSocket('unix_dgram') ?? null;
-  sock?.on('error', (e: Error) => onError(e));
-  const viaCommand = (msg: string[]) => {
-    const c = spawn('systemd-notify', msg, { stdio: 'ignore' });
-    c.on('error', (e) => onError(new NotifyError(`systemd-notify: ${e.message}`)));
-    c.on('exit', (code) => code !== 0 && code !== null && onError(new NotifyError(`systemd-notify ${msg.join(' ')}: exit ${code}`)));
-  };
+  let to: { addr: Buffer; len: number };
+  let fd: number;
+  try {
+    to = libc.sockaddrUn(target);
+    fd = libc.dgramSocket();
+  } catch (e) {
+    onError(new NotifyError(`NOTIFY_SOCKET=${target}: ${(e as Error).message}`));
+    return null;
+  }
   let timer: NodeJS.Timeout | null = null;
   const usec = Number(env.WATCHDOG_USEC);
   const forUs = !env.WATCHDOG_PID || Number(env.WATCHDOG_PID) === process.pid;
@@ -38,10 +38,16 @@ export function createNotifier(env: NodeJS.ProcessEnv, onError: (e: Error) => vo
     target,
     send(fields) {
       // A newline inside a value would start a new assignment: fold it.
-      const lines = Object.entries(fields).map(([k, v]) => `${k}=${v.replace(/\n/g, ' ')}`);
-      if (!sock) return viaCommand(lines);
-      const msg = Buffer.from(lines.join('\n'));
-      sock.send(msg, 0, msg.length, target, (err?: Error) => err && onError(err));
+      const msg = Buffer.from(
+        Object.entries(fields)
+          .map(([k, v]) => `${k}=${v.replace(/\n/g, ' ')}`)
+          .join('\n'),
+      );
+      try {
+        libc.sendDatagram(fd, msg, to);
+      } catch (e) {
+        onError(new NotifyError(`sd_notify to ${target}: ${(e as Error).message}`));
+      }
     },
     startWatchdog() {
       if (!(usec > 0) || !forUs || timer) return;
@@ -49,7 +55,7 @@ export function createNotifier(env: NodeJS.ProcessEnv, onError: (e: Error) => vo
     },
     close() {
       if (timer) clearInterval(timer);
-      sock?.close();
+      libc.close(fd);
     },
   };
   return n;

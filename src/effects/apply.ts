@@ -4,10 +4,9 @@
 import type { Action, Plan } from '../reconcile/planner.js';
 import { PRIVATE_DIR_MODE } from '../reconcile/planner.js';
 import type { CreatedRecord } from '../world/types.js';
-import type { Stats } from 'node:fs';
 import type { LinkAction } from '../reconcile/links.js';
-import { applyLinks, type LinkOutcome } from './links.js';
-import { close, dirFs, fchmod, fchown, fstat, lstatAt, mkdirProven, openDirAt, rmdirAt, withFd, type DirFs } from './safefs.js';
+import { applyLinks, type LinkOutcome, type MountRoots } from './links.js';
+import { close, dirFs, fchmod, fchown, lstatAt, mkdirProven, openDirAt, rmdirAt, withFd, type DirFs, type FileStat } from './safefs.js';
 
 export type Outcome =
   | { action: Action; ok: true; record?: CreatedRecord }
@@ -27,7 +26,7 @@ function fail(action: Action, code: string, detail: string, retry = false): Outc
 }
 
 function mkdirPrivate(rundirFd: number, a: Extract<Action, { op: 'mkdir' }>, selfUid: number, parent: DirFs): Outcome {
-  let made: { fd: number; st: Stats };
+  let made: { fd: number; st: FileStat };
   try {
     made = mkdirProven(rundirFd, a.name, PRIVATE_DIR_MODE, selfUid, parent);
   } catch (e) {
@@ -47,15 +46,17 @@ function mkdirPrivate(rundirFd: number, a: Extract<Action, { op: 'mkdir' }>, sel
 }
 
 function fixPrivate(rundirFd: number, a: Extract<Action, { op: 'fix' }>, selfUid: number): Outcome {
-  let fd: number;
+  let opened: { fd: number; st: FileStat };
   try {
-    fd = openDirAt(rundirFd, a.name);
+    // The very directory the read found (a private dir may be a tmpfs of its own): anything
+    // else there now, a mount made since included, is not entered.
+    opened = openDirAt(rundirFd, a.name, { ino: a.ino, dev: a.dev });
   } catch (e) {
+    if (errCode(e) === 'ESTALE') return fail(a, 'ESTALE', 'replaced since it was read', true);
     return fail(a, errCode(e), `changed since it was read (${errCode(e)}); left untouched`, true);
   }
+  const { fd, st } = opened;
   return withFd(fd, () => {
-    const st = fstat(fd);
-    if (st.ino !== a.ino || st.dev !== a.dev) return fail(a, 'ESTALE', 'replaced since it was read', true);
     if (st.uid !== a.owner && st.uid !== selfUid) return fail(a, 'EPERM', `owned by uid ${st.uid}; left untouched`);
     if (st.uid !== a.owner || st.gid !== a.group) fchown(fd, a.owner, a.group);
     if ((st.mode & 0o7777) !== PRIVATE_DIR_MODE) fchmod(fd, PRIVATE_DIR_MODE);
@@ -84,9 +85,10 @@ function rmdirOwn(rundirFd: number, a: Extract<Action, { op: 'rmdir' }>): Outcom
  * corrected first, then the links (they may go into a dir just made; the removals of links and
  * of directories made for them come last among them, deepest first), then the private dirs of
  * snaps that are gone. The rundir is opened without following symlinks and must still be the
- * directory the plan was made for.
+ * directory the plan was made for; a mount's root inside it is entered only where `mounts`
+ * names it (the read judged it local), as that very inode.
  */
-export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[], selfUid: number): ApplyResult {
+export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[], selfUid: number, mounts: MountRoots = new Map()): ApplyResult {
   const isBook = (a: Action) => a.op === 'forget';
   const outcomes: Outcome[] = p.actions.filter(isBook).map((action) => ({ action, ok: true as const }));
   const linkOutcomes: LinkOutcome[] = [];
@@ -95,14 +97,16 @@ export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[],
   for (const a of links) if (a.op === 'forget' || a.op === 'forget-dir') linkOutcomes.push({ action: a, ok: true });
   if ((writes.length === 0 && linkWrites.length === 0) || p.rundir === null) return { outcomes, linkOutcomes, stale: false };
   let rundirFd: number;
+  let st: FileStat;
   try {
-    rundirFd = openDirAt(rootFd, String(p.uid));
+    // Entered only if it is still the directory the plan was made for (a mount made over it
+    // since is another inode, and is never asked anything).
+    ({ fd: rundirFd, st } = openDirAt(rootFd, String(p.uid), p.rundir));
   } catch {
     return { outcomes, linkOutcomes, stale: true };
   }
   try {
-    const st = fstat(rundirFd);
-    if (st.ino !== p.rundir.ino || st.dev !== p.rundir.dev || st.uid !== p.uid) return { outcomes, linkOutcomes, stale: true };
+    if (st.uid !== p.uid) return { outcomes, linkOutcomes, stale: true };
     let stale = false;
     const parent: DirFs = writes.some((a) => a.op === 'mkdir') || linkWrites.some((a) => a.op === 'link' && a.mkdirs.length > 0) ? dirFs(rundirFd) : { dev: st.dev, tmpfs: false };
     const run = (a: Action) => {
@@ -118,7 +122,7 @@ export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[],
       outcomes.push(o);
     };
     for (const a of writes) if (a.op !== 'rmdir') run(a);
-    for (const o of applyLinks(rundirFd, p.uid, selfUid, linkWrites, parent)) {
+    for (const o of applyLinks(rundirFd, p.uid, selfUid, linkWrites, parent, mounts)) {
       if (!o.ok && o.retry) stale = true;
       linkOutcomes.push(o);
     }

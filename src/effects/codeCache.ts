@@ -4,10 +4,13 @@
 // can write, both checked through descriptors (a directory swapped after its check is not the
 // one read from); it is written there only by rename of a new 0600 file. V8 checks the rest:
 // a cache made by another Node, with other flags or for another source is rejected by it.
+// Node's own fs alone: the executable's loader reads it before the daemon (and libc's module,
+// src/sys/libc.ts) is loaded, and the directory is root's (CacheDirectory=), outside any rundir.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { at, close, readRegularFile, replaceFileAt, withFd } from './safefs.js';
+import { join } from 'node:path';
 
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_WRONLY, O_CREAT, O_EXCL } = fs.constants;
 
 export const CODE_CACHE_FILE = 'rundird.code-cache';
 /** The bundle's cache is ~0.5 MiB; anything much larger is not one of ours. */
@@ -27,10 +30,37 @@ function openCacheDir(dir: string, euid: number): number {
   const fd = fs.openSync(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK);
   const why = trusted(fs.fstatSync(fd), euid);
   if (why) {
-    close(fd);
+    fs.closeSync(fd);
     throw new Error(why);
   }
   return fd;
+}
+
+/** Whether `dir` still names the directory held open as `dfd` (not swapped since its check). */
+function stillThere(dir: string, dfd: number): boolean {
+  const held = fs.fstatSync(dfd);
+  const now = fs.lstatSync(dir, { throwIfNoEntry: false });
+  return now !== undefined && now.ino === held.ino && now.dev === held.dev;
+}
+
+/** The cache file's bytes, from the checked directory: a regular file of this user's, bounded, never through a link. */
+function readFileIn(dir: string, dfd: number, euid: number): Buffer | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(join(dir, CODE_CACHE_FILE), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    const why = !st.isFile() ? 'not a regular file' : st.size > CODE_CACHE_MAX_BYTES ? `larger than ${CODE_CACHE_MAX_BYTES} bytes` : trusted(st, euid);
+    if (why) throw new Error(why);
+    if (!stillThere(dir, dfd)) throw new Error('in a directory swapped since it was checked');
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** What is at the cache's path; never throws: without a cache rundird only starts slower. */
@@ -50,12 +80,12 @@ function readChecked(dir: string, euid: number): CodeCacheRead {
     return failed(e, dir);
   }
   try {
-    const data = readRegularFile(at(dfd, CODE_CACHE_FILE), CODE_CACHE_MAX_BYTES, (st) => trusted(st, euid));
+    const data = readFileIn(dir, dfd, euid);
     return data === null ? { state: 'absent' } : { state: 'found', data };
   } catch (e) {
     return failed(e, CODE_CACHE_FILE);
   } finally {
-    close(dfd);
+    fs.closeSync(dfd);
   }
 }
 
@@ -70,6 +100,19 @@ function failed(e: unknown, what: string): CodeCacheRead {
 
 /** Writes the cache whole under a new name and renames it over the old one. Throws on failure. */
 export function writeCodeCache(dir: string, euid: number, data: Buffer): void {
-  withFd(openCacheDir(dir, euid), (dfd) => replaceFileAt(dfd, CODE_CACHE_FILE, data));
+  const dfd = openCacheDir(dir, euid);
+  try {
+    const tmp = join(dir, `.${CODE_CACHE_FILE}.${randomBytes(8).toString('hex')}`);
+    const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    try {
+      fs.writeFileSync(fd, data);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (!stillThere(dir, dfd)) throw new Error(`${dir} was swapped since it was checked`);
+    fs.renameSync(tmp, join(dir, CODE_CACHE_FILE));
+  } finally {
+    fs.closeSync(dfd);
+  }
 }
 

@@ -5,11 +5,10 @@
 // checked source, owned by the UID), and only then renamed over the target: a swap in between
 // is caught. Nothing is ever removed that rundird did not make: the temporary name only while
 // it is still the inode just linked, a target only while it is still the recorded inode.
-import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { symlinkValue, type DirRecord, type LinkAction, type LinkRecord } from '../reconcile/links.js';
 import { parentOf, TEMP_PREFIX } from '../world/links.js';
-import { at, close, dirFs, fchmod, fchown, fstat, lstatAt, mkdirProven, openDirAt, rmdirAt, tempName, type DirFs } from './safefs.js';
+import { close, dirFs, fchmod, fchown, fstat, linkAt, lstatAt, mkdirProven, openDirAt, renameAt, rmdirAt, symlinkAt, tempName, unlinkAt, type DirFs, type Expect } from './safefs.js';
 
 export interface LinkOutcome {
   action: LinkAction;
@@ -36,10 +35,18 @@ export interface Make {
   fs: DirFs;
 }
 
+/** Rundir-relative directories that are mounts' roots the read judged local (tmpfs): entered only as these very inodes. */
+export type MountRoots = ReadonlyMap<string, Expect>;
+const NO_MOUNTS: MountRoots = new Map();
+
 const refused = (what: string, detail: string) => Object.assign(new Error(`${what}: ${detail}`), { code: 'EPERM' });
 
-/** Opens a rundir-relative directory one component at a time, each with O_NOFOLLOW, each owned by `uid`. */
-export function openRel(rundirFd: number, rel: string, uid: number, make?: Make): number {
+/**
+ * Opens a rundir-relative directory one component at a time, each with O_NOFOLLOW, each owned
+ * by `uid`, none a mount's root but those the read judged local (a filesystem a user mounted
+ * there is never entered).
+ */
+export function openRel(rundirFd: number, rel: string, uid: number, make?: Make, mounts: MountRoots = NO_MOUNTS): number {
   let fd = rundirFd;
   const parts = rel === '' ? [] : rel.split('/');
   try {
@@ -47,8 +54,8 @@ export function openRel(rundirFd: number, rel: string, uid: number, make?: Make)
       const here = parts.slice(0, i + 1).join('/');
       let next: number;
       try {
-        next = openDirAt(fd, parts[i]!);
-        const st = fstat(next);
+        let st;
+        ({ fd: next, st } = openDirAt(fd, parts[i]!, mounts.get(here)));
         if (st.uid !== uid) {
           close(next);
           throw refused(here, `belongs to UID ${st.uid}, not ${uid}`);
@@ -81,17 +88,17 @@ function fail(action: LinkAction, e: unknown, retry = false): LinkOutcome {
 /** Removes a temporary entry only while it is the inode rundird just made there. */
 function dropTemp(dirfd: number, name: string, ino: number): void {
   const st = lstatAt(dirfd, name);
-  if (st && st.ino === ino) fs.unlinkSync(at(dirfd, name));
+  if (st && st.ino === ino) unlinkAt(dirfd, name);
 }
 
-function doLink(rundirFd: number, uid: number, selfUid: number, a: Extract<LinkAction, { op: 'link' }>, rundirFs: DirFs): LinkOutcome {
+function doLink(rundirFd: number, uid: number, selfUid: number, a: Extract<LinkAction, { op: 'link' }>, rundirFs: DirFs, mounts: MountRoots): LinkOutcome {
   let srcFd: number | null = null;
   let dstFd: number | null = null;
   const make: Make = { dirs: new Set(a.mkdirs), owner: a.owner, group: a.group, instance: a.instance, selfUid, made: [], fs: rundirFs };
   try {
-    srcFd = openRel(rundirFd, parentOf(a.source), uid);
+    srcFd = openRel(rundirFd, parentOf(a.source), uid, undefined, mounts);
     // The private dir is the user's; a directory rundird makes below it is the user's too.
-    dstFd = openRel(rundirFd, parentOf(a.target), a.owner, make);
+    dstFd = openRel(rundirFd, parentOf(a.target), a.owner, make, mounts);
     const srcName = posix.basename(a.source);
     const st = lstatAt(srcFd, srcName);
     if (!st || st.ino !== a.sourceIno || st.uid !== uid || !(st.isSocket() || st.isFile())) {
@@ -106,14 +113,14 @@ function doLink(rundirFd: number, uid: number, selfUid: number, a: Extract<LinkA
       try {
         if (kind === 'hard') {
           try {
-            fs.linkSync(at(srcFd, srcName), at(dstFd, tmp));
+            linkAt(srcFd, srcName, dstFd, tmp);
           } catch (e) {
             if ((e as NodeJS.ErrnoException).code !== 'EXDEV' || a.exdev !== 'symlink') throw e;
             kind = 'symlink';
             fellBack = true;
           }
         }
-        if (kind === 'symlink') fs.symlinkSync(symlinkValue(a.source, a.target), at(dstFd, tmp));
+        if (kind === 'symlink') symlinkAt(symlinkValue(a.source, a.target), dstFd, tmp);
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 3) throw e;
@@ -133,7 +140,7 @@ function doLink(rundirFd: number, uid: number, selfUid: number, a: Extract<LinkA
         return { action: a, ok: true, made: make.made, record: { ino: now.ino, kind, source: a.source, rule: a.rule, instance: a.instance } };
       }
     }
-    fs.renameSync(at(dstFd, tmp), at(dstFd, posix.basename(a.target)));
+    renameAt(dstFd, tmp, dstFd, posix.basename(a.target));
     return { action: a, ok: true, fellBack, made: make.made, record: { ino: made.ino, kind, source: a.source, rule: a.rule, instance: a.instance } };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -146,10 +153,10 @@ function doLink(rundirFd: number, uid: number, selfUid: number, a: Extract<LinkA
 }
 
 /** Opens the parent of a rundir-relative path, owned by the UID, without making anything. */
-function withParent(rundirFd: number, rel: string, uid: number, a: LinkAction, fn: (fd: number, name: string) => LinkOutcome): LinkOutcome {
+function withParent(rundirFd: number, rel: string, uid: number, a: LinkAction, mounts: MountRoots, fn: (fd: number, name: string) => LinkOutcome): LinkOutcome {
   let fd: number | null = null;
   try {
-    fd = openRel(rundirFd, parentOf(rel), uid);
+    fd = openRel(rundirFd, parentOf(rel), uid, undefined, mounts);
     return fn(fd, posix.basename(rel));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { action: a, ok: true };
@@ -159,19 +166,19 @@ function withParent(rundirFd: number, rel: string, uid: number, a: LinkAction, f
   }
 }
 
-function doUnlink(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'unlink' }>): LinkOutcome {
-  return withParent(rundirFd, a.target, uid, a, (fd, name) => {
+function doUnlink(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'unlink' }>, mounts: MountRoots): LinkOutcome {
+  return withParent(rundirFd, a.target, uid, a, mounts, (fd, name) => {
     const st = lstatAt(fd, name);
     if (!st) return { action: a, ok: true };
     // Only while it is still the link rundird made.
     if (st.ino !== a.ino) return { action: a, ok: false, code: 'ENOTOURS', detail: `${a.target} is no longer the link rundird made; left alone` };
-    fs.unlinkSync(at(fd, name));
+    unlinkAt(fd, name);
     return { action: a, ok: true };
   });
 }
 
-function doRmdir(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'rmdir' }>): LinkOutcome {
-  return withParent(rundirFd, a.dir, uid, a, (fd, name) => {
+function doRmdir(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'rmdir' }>, mounts: MountRoots): LinkOutcome {
+  return withParent(rundirFd, a.dir, uid, a, mounts, (fd, name) => {
     const st = lstatAt(fd, name);
     if (!st) return { action: a, ok: true };
     if (!st.isDirectory() || st.ino !== a.ino || st.dev !== a.dev) return { action: a, ok: false, code: 'ENOTOURS', detail: `${a.dir} is no longer the directory rundird made; left alone` };
@@ -187,13 +194,13 @@ function doRmdir(rundirFd: number, uid: number, a: Extract<LinkAction, { op: 'rm
 }
 
 /** Applies link actions in one rundir (an open descriptor, O_NOFOLLOW from the trusted root). */
-export function applyLinks(rundirFd: number, uid: number, selfUid: number, actions: readonly LinkAction[], rundirFs: DirFs): LinkOutcome[] {
+export function applyLinks(rundirFd: number, uid: number, selfUid: number, actions: readonly LinkAction[], rundirFs: DirFs, mounts: MountRoots = NO_MOUNTS): LinkOutcome[] {
   const out: LinkOutcome[] = [];
   for (const a of actions) {
     if (a.op === 'forget' || a.op === 'forget-dir') out.push({ action: a, ok: true });
-    else if (a.op === 'link') out.push(doLink(rundirFd, uid, selfUid, a, rundirFs));
-    else if (a.op === 'unlink') out.push(doUnlink(rundirFd, uid, a));
-    else out.push(doRmdir(rundirFd, uid, a));
+    else if (a.op === 'link') out.push(doLink(rundirFd, uid, selfUid, a, rundirFs, mounts));
+    else if (a.op === 'unlink') out.push(doUnlink(rundirFd, uid, a, mounts));
+    else out.push(doRmdir(rundirFd, uid, a, mounts));
   }
   return out;
 }

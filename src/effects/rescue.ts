@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { KEEP_TEMP, rescueName, type Proof, type RescueAction } from '../reconcile/rescue.js';
 import { openRel, type Make } from './links.js';
-import { at, close, dirFs, fchmod, fchown, fdPath, fstat, lstatAt, mkdirProven, openDirAt, tempName } from './safefs.js';
+import { close, dirFs, fchmod, fchown, fstat, linkAt, lstatAt, mkdirAt, mkdirProven, openDirAt, renameAt, reopenDir, rmdirAt, symlinkAt, tempName, unlinkAt, type Expect } from './safefs.js';
 
 export interface RescueIO {
   rootFd: number;
@@ -17,6 +17,8 @@ export interface RescueIO {
   rescuePath: string;
   /** The plain rundir held open (the one a mount may now hide). */
   plainFd: number | null;
+  /** The rundir as the read found it (a tmpfs's root is entered only when it is this one). */
+  rundir: Expect | null;
   uid: number;
   gid: number;
   selfUid: number;
@@ -43,12 +45,11 @@ export function openRescueDir(root: string, uid: number): number {
     const st = fstat(rfd);
     if (st.uid !== process.geteuid!() || (st.mode & 0o077) !== 0) throw Object.assign(new Error(`${root} is not rundird's own (uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`), { code: 'EPERM' });
     try {
-      fs.mkdirSync(at(rfd, String(uid)), { mode: 0o700 });
+      mkdirAt(rfd, String(uid), 0o700);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    const fd = openDirAt(rfd, String(uid));
-    const u = fstat(fd);
+    const { fd, st: u } = openDirAt(rfd, String(uid));
     if (u.uid !== process.geteuid!() || (u.mode & 0o077) !== 0) {
       close(fd);
       throw Object.assign(new Error(`${root}/${uid} is not rundird's own`), { code: 'EPERM' });
@@ -61,12 +62,12 @@ export function openRescueDir(root: string, uid: number): number {
 
 /** Removes temporary names a crash left in the middle of keeping (root's own directory, rundird's own names). */
 export function dropStaleTemps(rescueFd: number, names: readonly string[]): void {
-  for (const name of names) if (name.startsWith(KEEP_TEMP)) fs.unlinkSync(at(rescueFd, name));
+  for (const name of names) if (name.startsWith(KEEP_TEMP)) unlinkAt(rescueFd, name);
 }
 
 function openRundir(io: RescueIO): number {
-  const fd = openDirAt(io.rootFd, String(io.uid));
-  if (fstat(fd).uid !== io.uid) {
+  const { fd, st } = openDirAt(io.rootFd, String(io.uid), io.rundir ?? undefined);
+  if (st.uid !== io.uid) {
     close(fd);
     throw Object.assign(new Error(`the rundir does not belong to UID ${io.uid}`), { code: 'EPERM' });
   }
@@ -76,7 +77,7 @@ function openRundir(io: RescueIO): number {
 /** A descriptor of the directory a rundir-relative path is in (a new one: the caller closes it). */
 function openParent(rundirFd: number, rel: string, uid: number, make?: Make): number {
   const dir = parentOf(rel);
-  return dir === '' ? fs.openSync(fdPath(rundirFd), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY) : openRel(rundirFd, dir, uid, make);
+  return dir === '' ? reopenDir(rundirFd) : openRel(rundirFd, dir, uid, make);
 }
 
 function withDir<T>(fd: number, fn: (fd: number) => T): T {
@@ -96,20 +97,20 @@ function one(io: RescueIO, a: RescueAction): RescueOutcome {
         const st = lstatAt(src, base);
         if (!st?.isSocket() || st.ino !== a.ino || st.uid !== io.uid) return { action: a, ok: false, code: 'ECHANGED', detail: `${a.rel} changed before it could be kept` };
         const tmp = tempName(KEEP_TEMP);
-        fs.linkSync(at(src, base), at(io.rescueFd, tmp));
+        linkAt(src, base, io.rescueFd, tmp);
         const t = lstatAt(io.rescueFd, tmp);
         if (!t || t.ino !== a.ino) {
-          if (t) fs.unlinkSync(at(io.rescueFd, tmp)); // root's own directory: only rundird writes there
+          if (t) unlinkAt(io.rescueFd, tmp); // root's own directory: only rundird writes there
           return { action: a, ok: false, code: 'ECHANGED', detail: `${a.rel} was swapped while it was kept` };
         }
-        fs.renameSync(at(io.rescueFd, tmp), at(io.rescueFd, rescueName(a.rel)));
+        renameAt(io.rescueFd, tmp, io.rescueFd, rescueName(a.rel));
         return { action: a, ok: true };
       });
     }
     case 'drop': {
       const name = rescueName(a.rel);
       const st = lstatAt(io.rescueFd, name);
-      if (st && st.ino === a.ino) fs.unlinkSync(at(io.rescueFd, name));
+      if (st && st.ino === a.ino) unlinkAt(io.rescueFd, name);
       return { action: a, ok: true };
     }
     case 'show':
@@ -123,8 +124,8 @@ function one(io: RescueIO, a: RescueAction): RescueOutcome {
           for (const [d, r] of make.made) made.push([d, { ino: r.ino, dev: r.dev }]);
           const base = posix.basename(a.rel);
           // Fails with EEXIST on anything already there: nothing is ever replaced.
-          if (a.op === 'show') fs.symlinkSync(`${io.rescuePath}/${rescueName(a.rel)}`, at(dir, base));
-          else fs.linkSync(at(io.rescueFd, rescueName(a.rel)), at(dir, base));
+          if (a.op === 'show') symlinkAt(`${io.rescuePath}/${rescueName(a.rel)}`, dir, base);
+          else linkAt(io.rescueFd, rescueName(a.rel), dir, base);
           const st = lstatAt(dir, base)!;
           return { action: a, ok: true, proof: { ino: st.ino, dev: st.dev }, made };
         });
@@ -141,8 +142,8 @@ function one(io: RescueIO, a: RescueAction): RescueOutcome {
           const st = lstatAt(dir, base);
           if (!st || st.ino !== a.ino) return { action: a, ok: true }; // not ours any more: forgotten
           if (a.op === 'unshow') {
-            if (st.isSymbolicLink()) fs.unlinkSync(at(dir, base));
-          } else if (st.isDirectory()) fs.rmdirSync(at(dir, base));
+            if (st.isSymbolicLink()) unlinkAt(dir, base);
+          } else if (st.isDirectory()) rmdirAt(dir, base);
           return { action: a, ok: true };
         }),
       );

@@ -4,7 +4,7 @@
 // O_NOFOLLOW and a size bound; a bad file is renamed aside, never removed.
 import * as fs from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { openTrustedDir, readRegularFile, replaceFileAt, withFd } from './safefs.js';
+import { openTrustedDir, readRegularFileAt, replaceFileAt, withFd } from './safefs.js';
 
 export function writeStateFile(path: string, text: string): void {
   const dir = dirname(path);
@@ -14,7 +14,14 @@ export function writeStateFile(path: string, text: string): void {
 
 /** The file's text, or null when there is none. Throws for anything else (a link, a FIFO, too large). */
 export function readStateFile(path: string, maxBytes: number): string | null {
-  return readRegularFile(path, maxBytes)?.toString('utf8') ?? null;
+  let dfd: number;
+  try {
+    dfd = openTrustedDir(dirname(path));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  return withFd(dfd, (fd) => readRegularFileAt(fd, basename(path), maxBytes)?.toString('utf8') ?? null);
 }
 
 /** Moves a bad records file aside (kept for whoever wants to look), returning its new path. */

@@ -1,8 +1,9 @@
 // The journald destination behind pino: each JSON record becomes one datagram of journald's
 // native protocol (systemd.journal-fields(7), "Native Journal Protocol"), so that MESSAGE_ID,
-// RUNDIR_UID, UNIT, REMEDY … arrive as fields that journalctl can match on. unix-dgram supplies
-// the datagram socket that Node lacks.
-import { dgram } from './dgram.js';
+// RUNDIR_UID, UNIT, REMEDY … arrive as fields that journalctl can match on. The datagram
+// socket Node lacks is libc's (src/sys/libc.ts); a record too large for one datagram goes as
+// sd_journal_send sends it, in a sealed memfd passed with SCM_RIGHTS.
+import * as libc from '../sys/libc.js';
 
 export type JournalField = [name: string, value: string];
 
@@ -95,112 +96,117 @@ export interface JournaldDestination {
   write(line: string): boolean;
   flushSync?(): void;
   close(): void;
+  /** Records waiting, and dropped since the last notice (for status and the tests). */
+  stats(): { queued: number; dropped: number; sent: number };
 }
 
-const MAX_QUEUE = 2048;
-const RETRY_MS = 5000;
+/** Records that wait while journald does not read (a burst, or journald restarting). */
+export const MAX_QUEUE = 2048;
+const RETRY_FIRST_MS = 10;
+const RETRY_MAX_MS = 1000;
+
+type Sent = 'ok' | 'again' | 'refused';
 
 /**
- * A pino destination for journald. While journald is congested records wait in a bounded queue
- * (the oldest dropped, and their number said once it drains); if the socket fails outright the
- * records go to `fallback` (stdout, which systemd also gives to the journal) so that none is lost,
- * and the socket is tried again every few seconds.
+ * A pino destination for journald. The socket never blocks: a journal that does not read
+ * (EAGAIN) or is not there for a moment (restarting: ENOENT, ECONNREFUSED) is not a broken one.
+ * Records then wait in a bounded queue, tried again with back-off (10 ms, doubling to 1 s; no
+ * timer while nothing waits); past the bound the oldest are dropped, and their number is said
+ * in a record of its own once the journal reads again. Nothing goes to stdout instead.
  */
-export function journaldDestination(socketPath: string, fallback: (line: string) => void): JournaldDestination {
-  const d = dgram();
-  if (d === null) return streamDestination(fallback);
-  const sock = d.createSocket('unix_dgram');
+export function journaldDestination(socketPath: string): JournaldDestination {
+  const fd = libc.dgramSocket();
+  const to = libc.sockaddrUn(socketPath);
   const queue: Buffer[] = [];
   let dropped = 0;
-  let broken: string | null = null;
-  let brokenAt = 0;
-  sock.on('error', (e: Error) => {
-    broken = e.message;
-    brokenAt = Date.now();
-  });
-  sock.on('writable', () => drain());
-  const sendNow = (buf: Buffer): 'ok' | 'congested' | 'failed' => {
-    let result: 'ok' | 'congested' | 'failed' = 'ok';
-    sock.send(buf, 0, buf.length, socketPath, (err?: Error & { code?: unknown }) => {
-      if (!err) return;
-      if (err.message.includes('congestion')) result = 'congested';
-      else {
-        result = 'failed';
-        broken = err.message;
-        brokenAt = Date.now();
+  let sent = 0;
+  let timer: NodeJS.Timeout | null = null;
+  let delay = RETRY_FIRST_MS;
+  let closed = false;
+
+  const sendLarge = (buf: Buffer): Sent => {
+    const mfd = libc.sealedMemfd('journal-rundird', buf);
+    try {
+      libc.sendDescriptor(fd, mfd, to);
+      return 'ok';
+    } finally {
+      libc.close(mfd);
+    }
+  };
+  const sendOne = (buf: Buffer): Sent => {
+    try {
+      try {
+        libc.sendDatagram(fd, buf, to);
+      } catch (e) {
+        const code = (e as libc.SysError).code;
+        if (code !== 'EMSGSIZE' && code !== 'ENOBUFS') throw e;
+        return sendLarge(buf);
       }
-    });
-    return result;
+      return 'ok';
+    } catch (e) {
+      const code = (e as libc.SysError).code;
+      // Congested, or journald restarting on the same path: wait. Anything else is this record's own fault.
+      return code === 'EAGAIN' || code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOBUFS' ? 'again' : 'refused';
+    }
+  };
+  const schedule = () => {
+    if (timer !== null || closed) return;
+    timer = setTimeout(() => {
+      timer = null;
+      drain();
+    }, delay);
+    timer.unref();
+    delay = Math.min(delay * 2, RETRY_MAX_MS);
   };
   const drain = () => {
     while (queue.length > 0) {
-      const r = sendNow(queue[0]!);
-      if (r === 'congested') return;
+      const r = sendOne(queue[0]!);
+      if (r === 'again') return schedule();
+      // It reads again: the next wait, if any, is a short one.
+      delay = RETRY_FIRST_MS;
       queue.shift();
+      if (r === 'ok') sent++;
+      else dropped++;
     }
+    delay = RETRY_FIRST_MS;
     if (dropped > 0) {
       const n = dropped;
+      const notice = encodeEntry([['PRIORITY', '4'], ['SYSLOG_IDENTIFIER', 'rundird'], ['RUNDIRD_DROPPED', String(n)], ['MESSAGE', `journald did not read for a while: ${n} log records were dropped (at most ${MAX_QUEUE} wait)`]]);
+      if (sendOne(notice) === 'again') return schedule();
       dropped = 0;
-      sendNow(encodeEntry([['PRIORITY', '4'], ['SYSLOG_IDENTIFIER', 'rundird'], ['MESSAGE', `journald was congested: ${n} log records were dropped`]]));
     }
+  };
+  const enqueue = (buf: Buffer) => {
+    queue.push(buf);
+    if (queue.length > MAX_QUEUE) {
+      queue.shift();
+      dropped++;
+    }
+    schedule();
   };
   return {
     write(line: string): boolean {
       const buf = encodeEntry(recordToFields(parseRecord(line) ?? { msg: line.trimEnd() }));
-      // journald restarted (same socket path, a new socket): try it again now and then.
-      if (broken !== null && Date.now() - brokenAt > RETRY_MS) broken = null;
-      if (broken === null) {
-        if (queue.length > 0) {
-          queue.push(buf);
-          if (queue.length > MAX_QUEUE) {
-            queue.shift();
-            dropped++;
-          }
-          return true;
-        }
-        const r = sendNow(buf);
-        if (r === 'ok') return true;
-        if (r === 'congested') {
-          queue.push(buf);
-          return true;
-        }
-      }
-      fallback(line.endsWith('\n') ? line : line + '\n');
-      return true;
-    },
-    close() {
-      try {
-        sock.close();
-      } catch {
-        // closed already
-      }
-    },
-  };
-}
-
-const STREAM_FIELDS = ['event', 'MESSAGE_ID', 'uid', 'unit', 'instance', 'reason'];
-
-/**
- * Without a datagram socket: the journal's stdout stream (systemd gives a service's stdout to
- * the journal), one line a record with its priority as a `<N>` prefix, which journald reads.
- * The fields cannot travel as fields there; the ones people search for follow the message,
- * so that `journalctl -u rundird -g MESSAGE_ID=…` still finds them.
- */
-export function streamDestination(write: (line: string) => void): JournaldDestination {
-  return {
-    write(line: string): boolean {
-      const rec = parseRecord(line);
-      if (rec === null) {
-        write(line.endsWith('\n') ? line : line + '\n');
+      if (queue.length > 0) {
+        enqueue(buf);
         return true;
       }
-      const fields = recordToFields(rec);
-      const prio = fields.find(([n]) => n === 'PRIORITY')?.[1] ?? '6';
-      const msg = String(rec.msg ?? '').replace(/\n/g, ' ');
-      const extra = STREAM_FIELDS.filter((k) => rec[k] !== undefined && rec[k] !== null).map((k) => `${fieldName(k)}=${String(rec[k])}`);
-      write(`<${prio}>${msg}${extra.length ? ` [${extra.join(' ')}]` : ''}\n`);
+      const r = sendOne(buf);
+      if (r === 'again') enqueue(buf);
+      else if (r === 'ok') sent++;
+      else dropped++;
       return true;
     },
-    close() {},
+    flushSync() {
+      drain();
+    },
+    close() {
+      closed = true;
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      drain();
+      libc.close(fd);
+    },
+    stats: () => ({ queued: queue.length, dropped, sent }),
   };
 }

@@ -4,7 +4,7 @@
 // between and everything rundird recorded. Read-only.
 import { posix } from 'node:path';
 import { expandLinks, type DirRecord, type LinkCandidate, type LinkRecord } from '../reconcile/links.js';
-import { MOUNT_POINT, OVERFULL, listBounded, lstatOrNull, underMount, type MountSnapshot } from './read.js';
+import { MOUNT_POINT, OVERFULL, judgeMountRoot, listAt, statAt, toNodeStat, underMount, type MountSnapshot, type RundirWalker } from './read.js';
 import type { NodeStat } from './types.js';
 
 export type LinkKind = 'hard' | 'symlink';
@@ -81,22 +81,29 @@ export interface RundirIO {
 }
 
 /**
- * The real rundir at `rundir`. lstat never follows the last component; readdir errors are
- * "nothing"; nothing on or below a mount point (the mount table's) is touched at all.
+ * The real rundir at `rundir`, through its walker's descriptors: lstat never follows a
+ * component, readdir errors are "nothing"; nothing on or below a mount point (the table's, or
+ * one statx finds that the table does not know as local) is read.
  */
-export function rundirIO(rundir: string, mounts: MountSnapshot, maxEntries: number): RundirIO {
+export function rundirIO(walker: RundirWalker, rundir: string, mounts: MountSnapshot, maxEntries: number): RundirIO {
   return {
     lstat: (rel) => {
       if (underMount(mounts, rundir, rel)) return MOUNT_POINT;
+      const dir = walker.dir(parentOf(rel));
+      if (dir === null) return null;
       try {
-        return lstatOrNull(posix.join(rundir, rel));
+        const st = statAt(dir, posix.basename(rel));
+        if (st === null) return null;
+        if (!st.mountRoot) return toNodeStat(st);
+        return judgeMountRoot(mounts, posix.join(rundir, rel), st) === 'local' ? { ...toNodeStat(st), mountRoot: true } : MOUNT_POINT;
       } catch {
         return null; // unreadable: nothing usable there
       }
     },
     readdir: (rel) => {
       if (underMount(mounts, rundir, rel)) return null;
-      return listBounded(posix.join(rundir, rel), maxEntries);
+      const dir = walker.dir(rel);
+      return dir === null ? null : listAt(dir, maxEntries);
     },
   };
 }

@@ -1,29 +1,48 @@
-// Reads a UID's rundir as it is now. Read-only; lstat never follows a planted link.
-import { lstatSync, opendirSync, readdirSync, readFileSync, type Stats } from 'node:fs';
+// Reads a UID's rundir as it is now. Read-only. Everything below the runtime root is read
+// through descriptors: each directory opened as a path only (O_PATH|O_NOFOLLOW, which no
+// filesystem sees), each entry statx'ed from the kernel's own copy (AT_STATX_DONT_SYNC), so
+// that neither a planted symlink nor a FUSE server a user mounted (even one the mount table has
+// not shown yet) is ever followed or asked anything.
+import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
+import * as libc from '../sys/libc.js';
+import type { FileStat } from '../sys/libc.js';
 import { parseMountInfo, topMounts, type Mount } from './mountinfo.js';
 import { kindOfMode, type MountRef, type NodeStat, type RundirActual } from './types.js';
 
-export function toNodeStat(st: Stats): NodeStat {
+export function toNodeStat(st: FileStat): NodeStat {
   return { kind: kindOfMode(st.mode), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777, ino: st.ino, dev: st.dev, btime: st.birthtimeMs };
 }
 
-/** lstat, or null where nothing is (or a component on the way is no directory). */
-function lstatStats(path: string): Stats | null {
+/** statx of an entry of an open directory, or null where nothing is (or something on the way is no directory). */
+export function statAt(dirfd: number, name: string): FileStat | null {
   try {
-    // No exception for a missing entry: building one costs ten times the lstat itself.
-    return lstatSync(path, { throwIfNoEntry: false }) ?? null;
+    return libc.statxAt(dirfd, name);
   } catch (e) {
-    const c = (e as NodeJS.ErrnoException).code;
+    const c = (e as libc.SysError).code;
     if (c === 'ENOENT' || c === 'ENOTDIR') return null;
     throw e;
   }
 }
 
-export function lstatOrNull(path: string): NodeStat | null {
-  const st = lstatStats(path);
-  return st ? toNodeStat(st) : null;
+/** A directory (or anything) opened as a path only: nothing reaches its filesystem. Null where nothing is. */
+function openPathAt(dirfd: number, name: string): number | null {
+  try {
+    return libc.openat(dirfd, name, libc.O_PATH | libc.O_NOFOLLOW);
+  } catch (e) {
+    const c = (e as libc.SysError).code;
+    if (c === 'ENOENT' || c === 'ENOTDIR') return null;
+    throw e;
+  }
 }
+
+const closeQuietly = (fd: number) => {
+  try {
+    libc.close(fd);
+  } catch {
+    // closed already
+  }
+};
 
 /** The mount table, read once per reconcile pass: mount point → the mount on top there. */
 export interface MountSnapshot {
@@ -57,6 +76,18 @@ export function blockingMountAt(mounts: MountSnapshot, path: string): boolean {
   return m !== undefined && !LOCAL_FS.has(m.fsType);
 }
 
+/**
+ * Whether an entry statx found to be a mount's root is the mount the table has at `path`: the
+ * same mount (by its id, Linux ≥ 5.8) on a filesystem that never blocks. 'unknown' where the
+ * table has no such mount yet (it was read before the mount was made): the caller reads the
+ * table again, and then takes an unknown mount as one that could block.
+ */
+export function judgeMountRoot(mounts: MountSnapshot, path: string, st: FileStat): 'local' | 'blocking' | 'unknown' {
+  const m = mounts.top.get(path);
+  if (!m || (st.mntId !== null && m.id !== st.mntId)) return 'unknown';
+  return LOCAL_FS.has(m.fsType) ? 'local' : 'blocking';
+}
+
 /** Whether a path strictly below `rundir` is, or is under, a mount point that could block. */
 export function underMount(mounts: MountSnapshot, rundir: string, rel: string): boolean {
   if (rel === '' || mounts.top.size === 0) return false;
@@ -71,57 +102,70 @@ export const UNKNOWN = Symbol('unknown');
 /**
  * lstat of an absolute path below the runtime root that a user named (a process's
  * XDG_RUNTIME_DIR, a socket `rundirctl wait` waits for), one component at a time from the
- * rundir down: never through a symlink (lstat of a deeper path would follow it, to a FUSE
- * mount anywhere), never into a mount that could block. UNKNOWN where the walk stops; null
- * where something on the way is missing or not a directory.
+ * runtime root down through O_PATH descriptors: never through a symlink, never into a mount
+ * that could block (or that the table does not know), never out of the runtime root. UNKNOWN
+ * where the walk stops; null where something on the way is missing or not a directory.
  */
 export function lstatBelowRoot(mounts: MountSnapshot, runtimeRoot: string, path: string): NodeStat | null | typeof UNKNOWN {
   const norm = posix.normalize(path);
   if (!norm.startsWith(runtimeRoot + '/')) return UNKNOWN;
   const parts = norm.slice(runtimeRoot.length + 1).split('/').filter(Boolean);
-  let at = runtimeRoot;
-  let st: NodeStat | null = null;
-  for (let i = 0; i < parts.length; i++) {
-    at += '/' + parts[i];
-    if (blockingMountAt(mounts, at)) return UNKNOWN;
-    st = lstatOrNull(at);
-    if (st === null) return null;
-    if (i < parts.length - 1 && st.kind !== 'dir') return st.kind === 'symlink' ? UNKNOWN : null;
+  if (parts.length === 0) return UNKNOWN;
+  let fd: number;
+  try {
+    fd = libc.openat(libc.AT_FDCWD, runtimeRoot, libc.O_PATH | libc.O_DIRECTORY);
+  } catch {
+    return null;
   }
-  return parts.length === 0 ? UNKNOWN : st;
+  try {
+    let at = runtimeRoot;
+    for (let i = 0; i < parts.length; i++) {
+      at += '/' + parts[i];
+      if (blockingMountAt(mounts, at)) return UNKNOWN;
+      const st = statAt(fd, parts[i]!);
+      if (st === null) return null;
+      if (st.mountRoot && judgeMountRoot(mounts, at, st) !== 'local') return UNKNOWN;
+      if (i === parts.length - 1) return toNodeStat(st);
+      if (!st.isDirectory()) return st.isSymbolicLink() ? UNKNOWN : null;
+      const next = openPathAt(fd, parts[i]!);
+      if (next === null) return null;
+      // What was opened must be what was judged (a mount made in between is another inode).
+      const again = libc.fstat(next);
+      libc.close(fd);
+      fd = next;
+      if (again.ino !== st.ino || again.dev !== st.dev || !again.isDirectory()) return UNKNOWN;
+    }
+    return UNKNOWN;
+  } finally {
+    closeQuietly(fd);
+  }
 }
 
 /** A directory that holds more entries than the limit: not listed further (issue 13). */
 export const OVERFULL = Symbol('overfull');
 
 /**
- * The names in a directory, reading at most `limit` of them: null when it cannot be read,
- * OVERFULL when it holds more. A user can put a million files in their rundir; reading them
- * all on every event would stall every other user (60,000 took 4.6 s a pass).
+ * The names in a directory held as a path (O_PATH), reading at most `limit` of them: null when
+ * it cannot be read, OVERFULL when it holds more. A user can put a million files in their
+ * rundir; reading them all on every event would stall every other user (60,000 took 4.6 s a
+ * pass). It is opened as "." of that descriptor, which crosses no mount made since.
  */
-export function listBounded(path: string, limit: number): string[] | null | typeof OVERFULL {
-  let dir;
+export function listAt(pathFd: number, limit: number): string[] | null | typeof OVERFULL {
+  let fd: number;
   try {
-    dir = opendirSync(path, { bufferSize: 128 });
+    fd = libc.openat(pathFd, '.', libc.O_RDONLY | libc.O_DIRECTORY | libc.O_NONBLOCK);
   } catch {
     return null;
   }
   try {
-    const names: string[] = [];
-    for (let e = dir.readSync(); e !== null; e = dir.readSync()) {
-      if (names.length === limit) return OVERFULL;
-      names.push(e.name);
-    }
-    return names;
+    const names = libc.readdirNames(fd, limit);
+    return names.length > limit ? OVERFULL : names;
   } catch {
     return null;
   } finally {
-    dir.closeSync();
+    libc.close(fd);
   }
 }
-
-/** tmpfs gives a directory a size of 20 bytes per entry, "." and ".." included (BOGO_DIRENT_SIZE). */
-const TMPFS_DIRENT_BYTES = 20;
 
 /** The type of the filesystem `path` is on, as the mount table says (its nearest mount point). */
 export function fsTypeAt(mounts: MountSnapshot, path: string): string | null {
@@ -133,36 +177,104 @@ export function fsTypeAt(mounts: MountSnapshot, path: string): string | null {
 }
 
 /**
- * The names in a rundir, as listBounded says. On tmpfs the directory's size counts its
- * entries, so one that holds no more than the limit is read in one readdir (a Dir object costs
- * ~25 µs to make, more than the read); a few more may arrive between the two calls, and a
- * list over the limit is still OVERFULL.
+ * An entry as the planner sees it: its statx, or MOUNT_POINT for a mount's root that is not a
+ * local filesystem the table knows; `unknown` is set when the table has not seen that mount.
  */
-export function listRundir(path: string, st: Stats, tmpfs: boolean, limit: number): string[] | null | typeof OVERFULL {
-  if (!tmpfs || st.size / TMPFS_DIRENT_BYTES - 2 > limit) return listBounded(path, limit);
-  let names: string[];
-  try {
-    names = readdirSync(path);
-  } catch {
-    return null;
-  }
-  return names.length > limit ? OVERFULL : names;
+function entryAt(dirfd: number, name: string, mounts: MountSnapshot, path: string, unknown: { seen: boolean }): NodeStat | null {
+  const st = statAt(dirfd, name);
+  if (st === null) return null;
+  if (!st.mountRoot) return toNodeStat(st);
+  const j = judgeMountRoot(mounts, path, st);
+  if (j === 'unknown') unknown.seen = true;
+  return j === 'local' ? { ...toNodeStat(st), mountRoot: true } : MOUNT_POINT;
 }
 
-export function readRundir(runtimeRoot: string, uid: number, names: readonly string[], mounts: MountSnapshot, maxEntries: number): RundirActual {
+/**
+ * The rundir of `uid` under the runtime root (an open descriptor; null: no runtime root), and
+ * the entries the planner asked about. A mount the table does not know yet (on the rundir or on
+ * an entry) is never entered: `unknownMount` asks the caller to read the table again and call
+ * once more with `final`, which then takes such a mount as one that could block.
+ */
+export function readRundir(rootFd: number | null, runtimeRoot: string, uid: number, names: readonly string[], mounts: MountSnapshot, maxEntries: number, final = true): RundirActual {
   const path = join(runtimeRoot, String(uid));
+  const none: RundirActual = { uid, path, node: null, mount: null, entries: new Map() };
   // The user owns their rundir, so fusermount lets them mount over it: a FUSE server that never
   // answers would hang the first lstat, and the daemon with it, for every user. Not entered.
   if (blockingMountAt(mounts, path)) return { uid, path, node: MOUNT_POINT, mount: mountAt(mounts, path), entries: new Map() };
-  const st = lstatStats(path);
-  const node = st ? toNodeStat(st) : null;
-  const entries = new Map<string, NodeStat | null>();
-  if (st && node?.kind === 'dir') {
-    // One readdir, then lstat only what is there: a fresh rundir costs one call, not one per name.
-    // Unreadable, gone meanwhile or over the entry limit: lstat each name, which says what is there.
-    const listed = listRundir(path, st, fsTypeAt(mounts, path) === 'tmpfs', maxEntries);
-    const present = Array.isArray(listed) ? new Set(listed) : null;
-    for (const n of names) entries.set(n, present && !present.has(n) ? null : blockingMountAt(mounts, join(path, n)) ? MOUNT_POINT : lstatOrNull(join(path, n)));
+  if (rootFd === null) return none;
+  const pfd = openPathAt(rootFd, String(uid));
+  if (pfd === null) return none;
+  try {
+    const st = libc.fstat(pfd);
+    const node = toNodeStat(st);
+    if (st.mountRoot) {
+      const j = judgeMountRoot(mounts, path, st);
+      if (j === 'unknown' && !final) return { uid, path, node, mount: null, entries: new Map(), unknownMount: true };
+      if (j !== 'local') return { uid, path, node: MOUNT_POINT, mount: mountAt(mounts, path), entries: new Map() };
+    }
+    const entries = new Map<string, NodeStat | null>();
+    const unknown = { seen: false };
+    if (node.kind === 'dir') {
+      // One listing, then statx only what is there: a fresh rundir costs one call, not one per name.
+      // Unreadable or over the entry limit: statx each name, which says what is there.
+      const listed = listAt(pfd, maxEntries);
+      const present = Array.isArray(listed) ? new Set(listed) : null;
+      for (const n of names) entries.set(n, present && !present.has(n) ? null : blockingMountAt(mounts, join(path, n)) ? MOUNT_POINT : entryAt(pfd, n, mounts, join(path, n), unknown));
+    }
+    if (unknown.seen && !final) return { uid, path, node, mount: null, entries, unknownMount: true };
+    return { uid, path, node, mount: node.kind === 'dir' ? mountAt(mounts, path) : null, entries };
+  } finally {
+    libc.close(pfd);
   }
-  return { uid, path, node, mount: node?.kind === 'dir' ? mountAt(mounts, path) : null, entries };
+}
+
+/**
+ * A rundir's directories as O_PATH descriptors, opened on first use and kept until `close()`:
+ * each component from the rundir down, never a symlink, never a mount's root (nothing below a
+ * mount inside a rundir is read). `rundir` must still be the directory `expect` names.
+ */
+export class RundirWalker {
+  private readonly fds = new Map<string, number | null>();
+  constructor(
+    rootFd: number,
+    uid: number,
+    expect: { ino: number; dev: number },
+  ) {
+    const fd = openPathAt(rootFd, String(uid));
+    if (fd !== null) {
+      const st = libc.fstat(fd);
+      if (st.ino === expect.ino && st.dev === expect.dev && st.isDirectory()) this.fds.set('', fd);
+      else libc.close(fd);
+    }
+  }
+
+  /** The directory at `rel` ('' the rundir), or null where it is not one to read. */
+  dir(rel: string): number | null {
+    const hit = this.fds.get(rel);
+    if (hit !== undefined) return hit;
+    let fd: number | null = null;
+    const slash = rel.lastIndexOf('/');
+    const parent = this.dir(slash < 0 ? '' : rel.slice(0, slash));
+    if (parent !== null && rel !== '') {
+      const name = slash < 0 ? rel : rel.slice(slash + 1);
+      const st = statAt(parent, name);
+      if (st?.isDirectory() && !st.mountRoot) {
+        fd = openPathAt(parent, name);
+        if (fd !== null) {
+          const again = libc.fstat(fd);
+          if (again.ino !== st.ino || again.dev !== st.dev || again.mountRoot) {
+            libc.close(fd);
+            fd = null;
+          }
+        }
+      }
+    }
+    this.fds.set(rel, fd);
+    return fd;
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) if (fd !== null) closeQuietly(fd);
+    this.fds.clear();
+  }
 }

@@ -13,6 +13,8 @@ export interface NodeStat {
   dev: number;
   /** Birth time (statx), ms; 0 where the filesystem keeps none. An inode number is reused, this is not. */
   btime?: number;
+  /** An entry that is a mount's root, of a filesystem that never blocks (tmpfs): entered only as this very inode. */
+  mountRoot?: true;
 }
 
 export interface MountRef {
@@ -30,6 +32,8 @@ export interface RundirActual {
   mount: MountRef | null;
   /** lstat of the entries the planner asked about; null = absent. */
   entries: Map<string, NodeStat | null>;
+  /** A mount's root was found that the mount table read before did not have: read it again. */
+  unknownMount?: boolean;
 }
 
 /** A private dir rundird made, recorded so that it only ever removes its own. */

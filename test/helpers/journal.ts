@@ -1,7 +1,9 @@
 // A receiving datagram socket that stands in for journald's /run/systemd/journal/socket and
-// decodes the native protocol, so that tests assert the exact fields of each record.
-import dgram from 'unix-dgram';
+// decodes the native protocol (a datagram, or a sealed memfd passed with it, as journald takes
+// it), so that tests assert the exact fields of each record.
+import { fstatSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import * as libc from '../../src/sys/libc.js';
 import { waitFor } from './sandbox.js';
 
 export type JournalEntry = Record<string, string>;
@@ -28,15 +30,69 @@ export function decodeEntry(buf: Buffer): JournalEntry {
   return out;
 }
 
+/** A datagram socket bound at `path`, read every few milliseconds while `reading` (tests only). */
+export class DatagramReceiver {
+  readonly fd: number;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly buf = Buffer.alloc(1 << 20);
+  private closed = false;
+  /** Seals of each memfd received (journald refuses one without them). */
+  readonly seals: number[] = [];
+
+  constructor(
+    readonly path: string,
+    private readonly onMessage: (m: Buffer) => void,
+    reading = true,
+  ) {
+    this.fd = libc.dgramSocket();
+    libc.bindUnix(this.fd, path);
+    if (reading) this.resume();
+  }
+
+  /** Reads what is queued now; a passed memfd is read whole from its start. */
+  poll(): void {
+    for (let r = libc.recvDatagram(this.fd, this.buf); r !== null; r = libc.recvDatagram(this.fd, this.buf)) {
+      if (r.fd !== null) {
+        try {
+          this.seals.push(libc.getSeals(r.fd));
+          const data = Buffer.alloc(fstatSync(r.fd).size);
+          readSync(r.fd, data, 0, data.length, 0);
+          this.onMessage(data);
+        } finally {
+          libc.close(r.fd);
+        }
+      } else this.onMessage(Buffer.from(this.buf.subarray(0, r.length)));
+    }
+  }
+
+  /** Stops reading: the socket's queue fills, and senders get EAGAIN (a journal that stalls). */
+  pause(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  resume(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setInterval(() => this.poll(), 5);
+  }
+
+  /** Idempotent: closing one fd twice would close whatever took its number. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pause();
+    libc.close(this.fd);
+  }
+}
+
 export class JournalReceiver {
   readonly entries: JournalEntry[] = [];
   readonly path: string;
-  private readonly sock: ReturnType<typeof dgram.createSocket>;
+  readonly sock: DatagramReceiver;
 
-  constructor(dir: string) {
+  constructor(dir: string, reading = true) {
     this.path = join(dir, 'journal.sock');
-    this.sock = dgram.createSocket('unix_dgram', (m: Buffer) => this.entries.push(decodeEntry(m)));
-    (this.sock as unknown as { bind(p: string): void }).bind(this.path);
+    this.sock = new DatagramReceiver(this.path, (m) => this.entries.push(decodeEntry(m)), reading);
   }
 
   byEvent(event: string): JournalEntry[] {
@@ -48,12 +104,7 @@ export class JournalReceiver {
     return this.byEvent(event).find(pred)!;
   }
 
-  private closed = false;
-
-  /** Idempotent: unix-dgram closing one fd twice would close whatever took its number. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
     this.sock.close();
   }
 }
