@@ -239,4 +239,39 @@ describe('only what is its own', () => {
       fuse.kill('SIGKILL');
     }
   }, 30_000);
+
+  it.skipIf(!IS_ROOT || !existsSync('/dev/fuse'))('a FUSE mount that never answers, made over a private dir after the mount table was read: never asked; refused; the API answers (needs root and /dev/fuse)', async () => {
+    const rd = sb.makeRundir();
+    // The daemon's mount table is a copy taken now: the mount below is one it never reads of,
+    // as a sync racing a fresh mount would not have (the kernel's statx must say it).
+    const table = join(sb.base, 'mountinfo');
+    writeFileSync(table, readFileSync('/proc/self/mountinfo'));
+    d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, '--mountinfo', table]);
+    await d.waitForEvent('daemon-started');
+    await waitFor(() => existsSync(sb.privateDir('kiosk')), 'the private dir made');
+    const fuse = spawn('sh', ['-c', `exec 3<>/dev/fuse && mount -t fuse -o fd=3,rootmode=40000,user_id=${USER},group_id=${GROUP},allow_other nofs ${sb.privateDir('kiosk')} && echo mounted && exec sleep 120`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((r, j) => {
+        fuse.stdout.on('data', (b: Buffer) => b.toString().includes('mounted') && r());
+        fuse.on('exit', (c) => j(new Error(`mount failed (${c})`)));
+      });
+      // The user touches their rundir: a sync reads it, and finds the mount where the private dir was.
+      writeFileSync(join(rd, 'poke'), '');
+      const r = await d.waitForEvent('privdir-refused', (l) => l.path === sb.privateDir('kiosk'));
+      expect(r.msg).toContain('is mounted there; not entered');
+      sb.makeRundir(USER + 1, GROUP);
+      await waitFor(() => existsSync(sb.privateDir('kiosk', USER + 1)), 'the other user served');
+      const { runCtl } = await import('../helpers/ctl.js');
+      const st = await runCtl(['--api-socket', String(d.child.spawnargs[d.child.spawnargs.indexOf('--api-socket') + 1]), 'status']);
+      expect(st.code === 0 || st.code === 1).toBe(true);
+      expect(d.exitCode).toBeNull();
+    } finally {
+      try {
+        execFileSync('umount', ['-l', sb.privateDir('kiosk')]);
+      } catch {
+        // not mounted
+      }
+      fuse.kill('SIGKILL');
+    }
+  }, 30_000);
 });
