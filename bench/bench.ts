@@ -21,7 +21,7 @@ import { scanProcs } from '../src/sources/procs.js';
 import { connect, createServer, type Server } from 'node:net';
 import { get as httpGet } from 'node:http';
 import { explainTail, newestProfile, TRACE_DIR, TRACE_INTERVAL_US, type Window } from './tail.js';
-import { burstFloor, resyncFloor } from './floor.js';
+import { burstCFloor, burstFloor, burstLibcFloor, resyncFloor, resyncLibcFloor } from './floor.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -161,14 +161,32 @@ async function burst(t: ReturnType<typeof makeTree>, baseUid: number, count = BU
   return { rundirs: count, dirs: total, seconds: Number((Number(process.hrtime.bigint() - t0) / 1e9).toFixed(3)) };
 }
 
-/** Node's floor for a burst of `count` rundirs (bench/floor.ts) on a tmpfs of its own: the median of `runs`. */
-function floorOfBurst(count: number, runs: number): number {
-  const t = makeTree('floor', `${Math.ceil(((count * (names.length + 1)) / 1000) * 1.1) + 10}k`);
+/**
+ * The floors for a burst of `count` rundirs (bench/floor.ts) on a tmpfs of their own, each the
+ * median of `runs`: Node's (the calls before libc's), libc's (the daemon's calls now, through
+ * koffi) and C's (the same, where cc exists).
+ */
+async function floorsOfBurst(count: number, runs: number): Promise<{ node_floor_s: number; libc_floor_s: number; c_floor_s: number | null }> {
+  const t = makeTree('floor', `${Math.ceil(((count * (names.length + 1) * 3) / 1000) * 1.1) + 10}k`);
   try {
-    return pct(Array.from({ length: runs }, (_, k) => burstFloor(t.base, count, names, 100_000 + k * count)), 50);
+    const node: number[] = [];
+    const libc: number[] = [];
+    const c: number[] = [];
+    for (let k = 0; k < runs; k++) {
+      node.push(burstFloor(t.base, count, names, 100_000 + k * count));
+      libc.push(await burstLibcFloor(t.base, count, names, 100_000 + k * count));
+      const x = burstCFloor(t.base, count, names, 100_000 + k * count);
+      if (x !== null) c.push(x);
+    }
+    return { node_floor_s: pct(node, 50), libc_floor_s: pct(libc, 50), c_floor_s: c.length ? pct(c, 50) : null };
   } finally {
     dropTree(t.base);
   }
+}
+
+/** A burst's figures with its floors and the ratios to them. */
+function withFloors<T extends { seconds: number }>(b: T, f: { node_floor_s: number; libc_floor_s: number; c_floor_s: number | null }) {
+  return { ...b, ...f, node_floor_ratio: Number((b.seconds / f.node_floor_s).toFixed(1)), libc_floor_ratio: Number((b.seconds / f.libc_floor_s).toFixed(2)) };
 }
 
 function cpuTicks(pid: number): number {
@@ -592,9 +610,11 @@ async function scaleBench(f: { p50_ms: number; p99_ms: number }): Promise<Record
         // The same reads with the daemon stopped (it would compete for the CPU they measure).
         await sleep(1000);
         process.kill(pid, 'SIGSTOP');
-        const floorS = resyncFloor(t.root, Array.from({ length: n }, (_, i) => 100_000 + i), names);
+        const uids = Array.from({ length: n }, (_, i) => 100_000 + i);
+        const floorS = resyncFloor(t.root, uids, names);
+        const libcS = await resyncLibcFloor(t.root, uids, names);
         process.kill(pid, 'SIGCONT');
-        out.resync_10000 = { seconds, target_s: 1, peak_rss_mib: peakRssMiB(pid), node_floor_s: floorS, node_floor_ratio: Number((seconds / floorS).toFixed(1)) };
+        out.resync_10000 = { seconds, target_libc_floor_ratio: 1.5, peak_rss_mib: peakRssMiB(pid), node_floor_s: floorS, node_floor_ratio: Number((seconds / floorS).toFixed(1)), libc_floor_s: libcS, libc_floor_ratio: Number((seconds / libcS).toFixed(2)) };
       }
     } finally {
       child.kill('SIGTERM');
@@ -603,9 +623,7 @@ async function scaleBench(f: { p50_ms: number; p99_ms: number }): Promise<Record
     }
     // Node's floor for the same burst, once the daemon is gone: its tmpfs, mounted and dropped,
     // would be mount-table events for a live daemon in the middle of what is measured.
-    const b = out[`burst_${n}`] as { seconds: number };
-    const floorS = floorOfBurst(n, 1);
-    out[`burst_${n}`] = { ...b, node_floor_s: floorS, node_floor_ratio: Number((b.seconds / floorS).toFixed(1)) };
+    out[`burst_${n}`] = withFloors(out[`burst_${n}`] as { seconds: number }, await floorsOfBurst(n, 1));
   }
   return out;
 }
@@ -743,14 +761,12 @@ async function main(): Promise<void> {
   const out: Record<string, unknown> = {
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, fs: 'tmpfs' },
     scenario: { instances: N_INST, latency_trials: TRIALS, burst_rundirs: BURST, idle_seconds: IDLE_S },
-    targets: { p99_ms: 2, burst_s: 0.45, peak_rss_mib: 80, idle_cpu: '≈0', burst_speedup_vs_baseline: 50 },
+    targets: { burst_libc_floor_ratio: 1.5, resync_libc_floor_ratio: 1.5, p99_floor_ratio: 3, relink_p99_floor_ratio: 3, login_during_burst_p99_ms: 10, peak_rss_10000_mib: 150, idle_wakeups: 0 },
   };
   const r = await runContender('rundird', startRundird);
   out.rundird = r;
   // Node's floor for the same burst (bench/floor.ts), the daemon gone.
-  const rb = r.burst as { seconds: number };
-  const floorS = floorOfBurst(BURST, 3);
-  r.burst = { ...rb, node_floor_s: floorS, node_floor_ratio: Number((rb.seconds / floorS).toFixed(1)) };
+  r.burst = withFloors(r.burst as { seconds: number }, await floorsOfBurst(BURST, 3));
   if (!opt['no-baseline']) {
     try {
       execFileSync('sh', ['-c', 'command -v inotifywait']);

@@ -1,9 +1,12 @@
-// Node's own floor under the burst and the resync: exactly the system calls rundird's write
-// and read paths make, in the same order, through the same Node calls, and nothing else (no
-// inotify, no planning, no journal, no records). Measured in the same run as the daemon, so
+// The floors under the burst and the resync. Node's: the calls rundird made before it had
+// libc's (paths through /proc/PID/fd, Node's fs). libc's: the calls it makes now, through the
+// same koffi module, and the same in C where a compiler is at hand. Nothing else (no inotify,
+// no planning, no journal, no records). Measured in the same run as the daemon, so
 // that "the daemon takes 2x its floor" holds on a busy machine where the seconds do not, and
 // so that a target below the floor is seen to be one.
-import { closeSync, constants, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, fchownSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
@@ -59,3 +62,139 @@ export function resyncFloor(root: string, uids: readonly number[], names: readon
   }
   return Number((Number(process.hrtime.bigint() - t0) / 1e9).toFixed(3));
 }
+
+/**
+ * libc's floor under the same burst: the calls rundird makes now (src/effects/safefs.ts,
+ * src/world/read.ts), through the same koffi module, in a tight loop. Per rundir: the read
+ * (O_PATH open, statx, open ".", getdents64 to the end, two closes) and the apply (O_PATH open,
+ * statx, open ".", close, fstatfs); per dir mkdirat, openat, statx, fchown, close.
+ */
+export async function burstLibcFloor(base: string, count: number, names: readonly string[], baseUid: number): Promise<number> {
+  const libc = await import('../src/sys/libc.js');
+  const dir = join(base, `floor-libc-${process.hrtime.bigint()}`);
+  mkdirSync(dir);
+  for (let i = 0; i < count; i++) mkdirSync(join(dir, String(baseUid + i)), 0o700);
+  const rootFd = libc.openat(libc.AT_FDCWD, dir, libc.O_RDONLY | libc.O_DIRECTORY);
+  const enter = (name: string): number => {
+    const p = libc.openat(rootFd, name, libc.O_PATH | libc.O_NOFOLLOW);
+    libc.fstat(p);
+    const fd = libc.openat(p, '.', libc.O_RDONLY | libc.O_DIRECTORY | libc.O_NONBLOCK);
+    libc.close(p);
+    return fd;
+  };
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) {
+    const uid = baseUid + i;
+    const name = String(uid);
+    const rd = enter(name);
+    libc.readdirNames(rd);
+    libc.close(rd);
+    const r = enter(name);
+    libc.fstatfsType(r);
+    for (const n of names) {
+      libc.mkdirat(r, n, 0o700);
+      const d = libc.openat(r, n, libc.O_RDONLY | libc.O_DIRECTORY | libc.O_NOFOLLOW | libc.O_NONBLOCK);
+      if (libc.fstat(d).size !== 40) throw new Error(`floor: ${n} is not a new empty dir`);
+      libc.fchown(d, uid, uid);
+      libc.close(d);
+    }
+    libc.close(r);
+  }
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  libc.close(rootFd);
+  rmSync(dir, { recursive: true, force: true });
+  return Number(s.toFixed(3));
+}
+
+/** libc's floor under a full resync (src/world/read.ts readRundir): per rundir O_PATH open, statx, open ".", getdents64, then statx of each private dir there. */
+export async function resyncLibcFloor(root: string, uids: readonly number[], names: readonly string[]): Promise<number> {
+  const libc = await import('../src/sys/libc.js');
+  const rootFd = libc.openat(libc.AT_FDCWD, root, libc.O_RDONLY | libc.O_DIRECTORY);
+  const t0 = process.hrtime.bigint();
+  for (const u of uids) {
+    const p = libc.openat(rootFd, String(u), libc.O_PATH | libc.O_NOFOLLOW);
+    libc.fstat(p);
+    const fd = libc.openat(p, '.', libc.O_RDONLY | libc.O_DIRECTORY | libc.O_NONBLOCK);
+    const present = new Set(libc.readdirNames(fd));
+    libc.close(fd);
+    for (const n of names) if (present.has(n)) libc.statxAt(p, n);
+    libc.close(p);
+  }
+  const s = Number((Number(process.hrtime.bigint() - t0) / 1e9).toFixed(3));
+  libc.close(rootFd);
+  return s;
+}
+
+/** The same burst as burstLibcFloor in C, where a compiler is at hand (else null): what the calls cost with no FFI at all. */
+export function burstCFloor(base: string, count: number, names: readonly string[], baseUid: number): number | null {
+  const cc = ['cc', 'gcc'].find((c) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${c}`], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!cc) return null;
+  const work = mkdtempSync(join(tmpdir(), 'rundird-cfloor-'));
+  try {
+    writeFileSync(join(work, 'floor.c'), C_FLOOR);
+    execFileSync(cc, ['-O2', '-o', join(work, 'floor'), join(work, 'floor.c')]);
+    const dir = join(base, `floor-c-${process.hrtime.bigint()}`);
+    mkdirSync(dir);
+    for (let i = 0; i < count; i++) mkdirSync(join(dir, String(baseUid + i)), 0o700);
+    const out = execFileSync(join(work, 'floor'), [dir, String(count), String(baseUid), ...names], { encoding: 'utf8' });
+    rmSync(dir, { recursive: true, force: true });
+    return Number(Number(out.trim()).toFixed(3));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+// The C loop: the same calls as burstLibcFloor, timed with CLOCK_MONOTONIC, seconds on stdout.
+const C_FLOOR = String.raw`
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+static int enter(int root, const char *name) {
+  struct statx sx;
+  int p = openat(root, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (p < 0 || statx(p, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, 0x1fff, &sx) < 0) exit(2);
+  int fd = openat(p, ".", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+  close(p);
+  return fd;
+}
+int main(int argc, char **argv) {
+  int root = open(argv[1], O_RDONLY | O_DIRECTORY), count = atoi(argv[2]), base = atoi(argv[3]);
+  char name[32], buf[32768];
+  struct timespec a, b;
+  struct statx sx;
+  struct statfs sf;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  for (int i = 0; i < count; i++) {
+    snprintf(name, sizeof name, "%d", base + i);
+    int rd = enter(root, name);
+    while (getdents64(rd, buf, sizeof buf) > 0) {}
+    close(rd);
+    int r = enter(root, name);
+    fstatfs(r, &sf);
+    for (int k = 4; k < argc; k++) {
+      if (mkdirat(r, argv[k], 0700) < 0) exit(3);
+      int d = openat(r, argv[k], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (d < 0 || statx(d, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, 0x1fff, &sx) < 0) exit(4);
+      if (fchown(d, base + i, base + i) < 0) exit(5);
+      close(d);
+    }
+    close(r);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  printf("%.6f\n", (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9);
+  return 0;
+}
+`;

@@ -1,12 +1,17 @@
-// Installs anywhere (issue 14): a fresh clone by a normal user with an empty $HOME, no nodedir
-// and no compiler gets through `npm ci` (the native unix-dgram is optional and left out), and
-// the README's run command starts the daemon and prints its first record. The package builds
-// the same way. Slow (a real npm install from the registry): in the e2e suite.
+// Installs anywhere (issues 14, 24): a fresh clone by a normal user with an empty $HOME, no
+// nodedir and no compiler gets through `npm ci` (koffi's native part comes prebuilt; nothing is
+// compiled), and the README's run command starts the daemon and prints its first record; with
+// --journal-socket its records reach a journal socket with MESSAGE_ID and the other fields as
+// fields. The package builds the same way. Slow (a real npm install from the registry): in the
+// e2e suite.
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EVENTS } from '../../src/journal/events.js';
+import { JournalReceiver } from '../helpers/journal.js';
+import { waitFor } from '../helpers/sandbox.js';
 import { PROJECT } from './container.js';
 
 const IS_ROOT = process.getuid?.() === 0;
@@ -64,12 +69,36 @@ describe.skipIf(!IS_ROOT)('installs without a compiler', () => {
       await new Promise((r) => run.once('exit', r));
     }
     expect(out, `stdout:\n${out}\nstderr:\n${err.slice(-3000)}`).toContain('daemon-started');
-    // The native module could not be built here, and the install went on without it.
-    expect(readdirSync(join(clone, 'node_modules'))).not.toContain('unix-dgram');
+    // Nothing was compiled: koffi's part is the prebuilt one of its npm package.
+    expect(readdirSync(join(clone, 'node_modules/koffi'))).not.toContain('build');
+    expect(readdirSync(join(clone, 'node_modules/@koromix'))).toContain(`koffi-linux-${process.arch}`);
     expect(err).toContain('not root, so running on a demo tree');
-  }, 300_000);
 
-  it('the package builds there too, and says what it left out', () => {
+    // The same clone, with a journal socket: the records carry their fields as fields.
+    const journal = new JournalReceiver(base);
+    try {
+      chmodSync(journal.path, 0o666);
+      const j = spawn('./scripts/run', ['--log-target', 'journal', '--journal-socket', journal.path], { cwd: clone, uid: USER, gid: USER, env: env(home), stdio: ['ignore', 'pipe', 'pipe'] });
+      let jerr = '';
+      j.stderr!.on('data', (b: Buffer) => (jerr += b.toString()));
+      try {
+        const started = await journal.waitFor('daemon-started', () => true, 120_000).catch((e: Error) => {
+          throw new Error(`${e.message}\n${jerr.slice(-3000)}`);
+        });
+        expect(started).toMatchObject({ MESSAGE_ID: EVENTS['daemon-started'].id, PRIORITY: '6', SYSLOG_IDENTIFIER: 'rundird', LOG_TARGET: 'journal' });
+        expect(started.MESSAGE).not.toContain('MESSAGE_ID=');
+        // And a record about the user's own (demo) rundir, its UID a field of its own.
+        await waitFor(() => journal.entries.some((e) => e.RUNDIR_UID === String(USER) && e.MESSAGE_ID !== undefined), 'a record with RUNDIR_UID', 30_000);
+      } finally {
+        j.kill('SIGTERM');
+        await new Promise((r) => j.once('exit', r));
+      }
+    } finally {
+      journal.close();
+    }
+  }, 400_000);
+
+  it('the package builds there too, with koffi and nothing compiled', () => {
     const home = join(base, 'pkg-home');
     mkdirSync(home);
     const clone = join(base, 'pkg');
@@ -81,6 +110,7 @@ describe.skipIf(!IS_ROOT)('installs without a compiler', () => {
     expect(files).toContain('usr/lib/rundird/dist/bundle/rundird.mjs');
     expect(files).toContain('usr/lib/rundird/dist/bundle/rundird.cjs');
     expect(files).not.toContain('node_modules/unix-dgram/');
+    expect(files).toMatch(/node_modules\/@koromix\/koffi-linux-[a-z0-9]+\/linux_[a-z0-9]+\/koffi\.node/);
     writeFileSync(join(base, 'deb-files.txt'), files);
   }, 300_000);
 });
