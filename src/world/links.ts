@@ -18,7 +18,10 @@ export interface LinkRule {
   kind: LinkKind;
   /** A hard link across filesystems (EXDEV): make a symlink instead, or only warn. */
   exdev: 'symlink' | 'warn';
-  /** Who gets it: instances whose named plug (or slot) is connected, or instances by name or glob. */
+  /**
+   * Who gets it: instances with a connected plug (or slot) of one of these interfaces — the
+   * interface, never the plug's name, which its publisher picks — or instances by name or glob.
+   */
   to: { plugs: string[]; slots: string[]; instances: string[] };
 }
 

@@ -6,9 +6,13 @@ const isInstanceName = (s: string) => parseInstanceName(s) !== null;
 
 export interface SnapdState {
   instances: Set<string>;
-  /** instance → its connected plugs (by plug name and by interface name). */
+  /**
+   * instance → the interfaces of its connected plugs. Never the plugs' names: a name is the
+   * publisher's choice (a `network` plug may be named `desktop`), and a link is a security
+   * decision that only the interface snapd mediates may entitle.
+   */
   plugs: Map<string, Set<string>>;
-  /** instance → its connected slots (by slot name and by interface name). */
+  /** instance → the interfaces of its connected slots (never the slots' names). */
   slots: Map<string, Set<string>>;
 }
 
@@ -41,7 +45,7 @@ export function parseSnaps(doc: unknown): Set<string> {
 
 const isName = (x: unknown): x is string => typeof x === 'string' && /^[a-z0-9][a-z0-9-]{0,63}$/.test(x);
 
-/** GET /v2/connections: the established connections, as connected plugs and slots per instance. */
+/** GET /v2/connections: the established connections, as the interfaces of each instance's connected plugs and slots. */
 export function parseConnections(doc: unknown): Pick<SnapdState, 'plugs' | 'slots'> {
   const r = result(doc, '/v2/connections') as { established?: unknown };
   if (typeof r !== 'object' || r === null || !Array.isArray(r.established)) throw new SnapdAnswerError('/v2/connections: no list of established connections');
@@ -57,8 +61,8 @@ export function parseConnections(doc: unknown): Pick<SnapdState, 'plugs' | 'slot
     if (!plug || !slot || typeof plug.snap !== 'string' || typeof slot.snap !== 'string' || !isInstanceName(plug.snap) || !isInstanceName(slot.snap) || !isName(plug.plug) || !isName(slot.slot) || !isName(iface)) {
       throw new SnapdAnswerError(`/v2/connections: malformed connection ${JSON.stringify(c)?.slice(0, 120)}`);
     }
-    add(plugs, plug.snap, plug.plug, iface);
-    add(slots, slot.snap, slot.slot, iface);
+    add(plugs, plug.snap, iface);
+    add(slots, slot.snap, iface);
   }
   return { plugs, slots };
 }

@@ -100,6 +100,25 @@ describe.skipIf(why !== null)('real snapd 2.57, real systemd', () => {
     await c.waitUntil(`! test -e ${A}/bus`, 'bus link gone');
   });
 
+  it('plugs named pipewire and desktop, of interface network: no link, whatever their names (issue 25)', async () => {
+    snap('install --dangerous /snaps/netpw.snap');
+    await c.waitUntil(`test "$(stat -c %U:%a ${RD}/snap.netpw)" = e2euser:700`, 'netpw gets its private dir');
+    // network auto-connects: both plugs are connected, each on interface network.
+    expect(snap('connections netpw')).toMatch(/^network\s+netpw:desktop\s/m);
+    expect(snap('connections netpw')).toMatch(/^network\s+netpw:pipewire\s/m);
+    serve('e2e-pipewire', `${RD}/pipewire-0`);
+    await c.waitUntil(`test -S ${RD}/pipewire-0 && test -S ${RD}/bus`, 'a PipeWire socket and the session bus');
+    // A pass that has netpw's connections: client-a's desktop plug (the interface) earns the bus.
+    const A = `${RD}/snap.client-a`;
+    snap('connect client-a:desktop :desktop');
+    await c.waitUntil(linked(`${A}/bus`, `${RD}/bus`), 'client-a gets the session bus');
+    expect(c.exec(`ls -A ${RD}/snap.netpw`).trim()).toBe('');
+    snap('disconnect client-a:desktop');
+    await c.waitUntil(`! test -e ${A}/bus`, 'bus link gone');
+    c.exec('systemctl stop e2e-pipewire');
+    snap('remove --purge netpw');
+  });
+
   it('a Frame-shaped snap: its socket linked out, then into its client; the user\'s own compositor socket is never taken or removed', async () => {
     const F = `${RD}/snap.frame`;
     const A = `${RD}/snap.client-a`;

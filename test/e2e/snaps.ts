@@ -32,6 +32,8 @@ export const SNAPS: SnapDef[] = [
   { name: 'client-a', yaml: APP('client-a', '  wayland:\n  audio-playback:\n  desktop:\n') },
   // Shaped like ubuntu-frame: a wayland slot serving clients, and a plug of interface wayland.
   { name: 'frame', yaml: APP('frame', '  wayplug:\n    interface: wayland\n', '  wayland:\n') },
+  // Plugs named after link rules, of interface network (auto-connected): names earn nothing.
+  { name: 'netpw', yaml: APP('netpw', '  pipewire:\n    interface: network\n  desktop:\n    interface: network\n') },
 ];
 
 /** Packs the snaps into a new directory; returns it (files NAME.snap). */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseConnections } from '../../src/world/snapd.js';
 import { parseMountInfo, parseMountInfoLine, topMounts, unescapeMountPath } from '../../src/world/mountinfo.js';
 import { fsTypeAt } from '../../src/world/read.js';
 import { globToRegExp, instanceOfPrivateDir, parseInstanceName } from '../../src/world/instances.js';
@@ -149,5 +150,29 @@ describe('lifecycle state', () => {
     expect(holdWrites('starting', 'tmpfs')).toBe(false);
     expect(holdWrites('stopping', 'tmpfs')).toBe(true);
     expect(holdWrites('live', 'plain')).toBe(false);
+  });
+});
+
+describe("snapd's connections", () => {
+  const conn = (ps: string, p: string, ss: string, s: string, i: string) => ({ plug: { snap: ps, plug: p }, slot: { snap: ss, slot: s }, interface: i });
+  it('entitle by interface only: a plug named after an interface, on another one, counts as its interface', () => {
+    const { plugs, slots } = parseConnections({
+      type: 'sync',
+      result: {
+        established: [
+          // A publisher names its network plugs "pipewire" and "desktop" (issue 25).
+          conn('netpw', 'pipewire', 'snapd', 'network', 'network'),
+          conn('netpw', 'desktop', 'snapd', 'network', 'network'),
+          // ubuntu-frame's plug "wayplug" is of interface wayland; its slot "wayland" serves a client.
+          conn('frame', 'wayplug', 'snapd', 'wayland', 'wayland'),
+          conn('client', 'wl', 'frame', 'wayland', 'wayland'),
+        ],
+      },
+    });
+    expect([...plugs.get('netpw')!]).toEqual(['network']);
+    expect([...plugs.get('frame')!]).toEqual(['wayland']);
+    expect([...plugs.get('client')!]).toEqual(['wayland']);
+    expect([...slots.get('frame')!]).toEqual(['wayland']);
+    expect([...slots.get('snapd')!].sort()).toEqual(['network', 'wayland']);
   });
 });
