@@ -6,6 +6,7 @@ import { handlersFor } from '../api/handlers.js';
 import { ROOT_CONNECTIONS, rootApiSocket, startApi } from '../api/server.js';
 import { ApiSocketError, prepareApiSocket, removeApiSocket } from '../effects/apiSocket.js';
 import { journaldDestination } from '../journal/journald.js';
+import { ensureRuntimeRoot, lockRuntimeRoot } from '../effects/root.js';
 import { prettyDestination } from '../journal/pretty.js';
 import { LIBC_CALLS } from '../sys/libc.js';
 import { groupId } from '../world/passwd.js';
@@ -67,6 +68,17 @@ async function main(): Promise<void> {
   if (cli.checkConfig) {
     process.stdout.write(`${cli.configPath}: OK\n` + JSON.stringify({ ...cfg, privateDirs: { ...cfg.privateDirs, perUid: Object.fromEntries(cfg.privateDirs.perUid) } }, null, 2) + '\n');
     return;
+  }
+
+  // One rundird a runtime root, decided before anything is read or written.
+  try {
+    ensureRuntimeRoot(cfg.runtimeRoot);
+    const lock = lockRuntimeRoot(cfg.runtimeRoot, cfg.procRoot);
+    if (!lock.held) {
+      fatal(`another rundird ${lock.pid === null ? '(its PID could not be read from /proc/locks)' : `(PID ${lock.pid})`} supervises ${cfg.runtimeRoot} already; this one exits and touches nothing`, EXIT.ALREADY_RUNNING);
+    }
+  } catch (e) {
+    fatal(`cannot lock the runtime root ${cfg.runtimeRoot}: ${(e as Error).message}`, EXIT.FAILURE);
   }
 
   // Journald's native protocol when systemd runs us (JOURNAL_STREAM) or when asked; JSON lines otherwise.

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { CONFIG_ENV, DEFAULT_CONFIG_PATH, type Overrides } from '../config/config.js';
 
-export const EXIT = { OK: 0, FAILURE: 1, USAGE: 64, CONFIG: 78 } as const;
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 64, ALREADY_RUNNING: 75, CONFIG: 78 } as const;
 
 export const USAGE = `Usage: rundird [OPTIONS]
 
@@ -30,7 +30,8 @@ Options:
 
 The system bus is $DBUS_SYSTEM_BUS_ADDRESS, or unix:path=/run/dbus/system_bus_socket.
 Signals: SIGHUP reloads the configuration (a bad file keeps the old one); SIGTERM stops.
-Exit codes: 0 stopped cleanly, 1 failure, 64 bad command line, 78 bad configuration.`;
+Exit codes: 0 stopped cleanly, 1 failure, 64 bad command line, 75 another rundird supervises
+the same runtime root (nothing was touched), 78 bad configuration.`;
 
 export interface Cli {
   configPath: string;

@@ -82,6 +82,7 @@ const c = {
   memfd_create: lib.func('int memfd_create(const char *, unsigned int)'),
   fcntl: lib.func('int fcntl(int, int, int)'),
   write: lib.func('intptr_t write(int, const uint8_t *, size_t)'),
+  flock: lib.func('int flock(int, int)'),
 };
 
 // sendmsg's header, for a descriptor passed with SCM_RIGHTS (journald's large records).
@@ -374,6 +375,24 @@ export function sealedMemfd(name: string, data: Uint8Array): number {
 /** The seals of a memfd (for the tests). */
 export function getSeals(fd: number): number {
   return check(c.fcntl(fd, F_GET_SEALS, 0), 'fcntl');
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/** An exclusive flock(2), without waiting: false when another open file description holds it. Released when the process dies. */
+export function tryLockExclusive(fd: number): boolean {
+  if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const errno = koffi.errno();
+  if (errno === 11) return false; // EWOULDBLOCK
+  throw sysError('flock', errno);
+}
+
+/** The major and minor numbers of a device number (glibc's major() and minor(), as makedev above builds them). */
+export function devParts(dev: number): { major: number; minor: number } {
+  const hi = Math.floor(dev / 2 ** 32);
+  const lo = dev % 2 ** 32;
+  return { major: ((lo >>> 8) & 0xfff) | (hi & ~0xfff), minor: (lo & 0xff) | ((lo >>> 12) & ~0xff) };
 }
 
 /** What `rundird --version` says of the calls underneath. */

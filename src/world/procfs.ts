@@ -88,6 +88,21 @@ export interface UnixSocketEntry {
  * `/proc/net/unix`: bound path sockets (abstract and unnamed ones are left out). The bound name
  * stays in the table after the file is unlinked, which is how a purged socket is still known.
  */
+/**
+ * `/proc/locks`: the PID holding a FLOCK on the inode `dev:ino` (major and minor in hex, as the
+ * kernel prints them), or null. A line: `1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF`.
+ */
+export function flockHolder(text: string, major: number, minor: number, ino: number): number | null {
+  const want = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${ino}`;
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    // "N:" FLOCK ADVISORY WRITE PID DEV:INO …; a waiting lock has "->" after the number.
+    const at = f[1] === '->' ? 2 : 1;
+    if (f[at] === 'FLOCK' && f[at + 4] === want && /^\d+$/.test(f[at + 3] ?? '')) return Number(f[at + 3]);
+  }
+  return null;
+}
+
 export function parseNetUnix(text: string): UnixSocketEntry[] {
   const out: UnixSocketEntry[] = [];
   for (const line of text.split('\n')) {

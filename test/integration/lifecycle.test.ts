@@ -23,6 +23,26 @@ const run = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
   return { code, stderr: p.stderr };
 };
 
+describe('one instance a runtime root', () => {
+  it('a second rundird on the same runtime root refuses to start, naming the first, touching nothing; a crash leaves no stale lock', async () => {
+    sb.makeRundir();
+    d = await DaemonProcess.start(sb);
+    await waitFor(() => stat(sb.privateDir('alpha')) !== null, 'the first serves');
+    // The second: another API socket (so another records file), the same runtime root.
+    const second = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot]);
+    expect(await second.wait()).toBe(75);
+    expect(second.stderr).toContain(`rundird: another rundird (PID ${d.child.pid}) supervises ${sb.runtimeRoot} already; this one exits and touches nothing`);
+    expect(second.lines).toEqual([]); // not one record: it read and wrote nothing
+    const api = String(second.child.spawnargs[second.child.spawnargs.indexOf('--api-socket') + 1]);
+    expect(stat(api)).toBeNull();
+    // The first is killed outright: the kernel drops its lock, and a new one starts at once.
+    d.child.kill('SIGKILL');
+    await d.wait();
+    d = await DaemonProcess.start(sb);
+    expect(d.exitCode).toBeNull();
+  });
+});
+
 describe('command line and configuration', () => {
   it('refuses a bad config with exit 78 and a message naming the file, line and key', async () => {
     writeFileSync(sb.config, 'snap-root: /snap\nprivate-dirs:\n  exclude: "firefox"\n');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConnections } from '../../src/world/snapd.js';
+import { flockHolder } from '../../src/world/procfs.js';
 import { parseMountInfo, parseMountInfoLine, topMounts, unescapeMountPath } from '../../src/world/mountinfo.js';
 import { fsTypeAt } from '../../src/world/read.js';
 import { globToRegExp, instanceOfPrivateDir, parseInstanceName } from '../../src/world/instances.js';
@@ -174,5 +175,19 @@ describe("snapd's connections", () => {
     expect([...plugs.get('client')!]).toEqual(['wayland']);
     expect([...slots.get('frame')!]).toEqual(['wayland']);
     expect([...slots.get('snapd')!].sort()).toEqual(['network', 'wayland']);
+  });
+});
+
+describe('/proc/locks', () => {
+  const text = `1: POSIX  ADVISORY  WRITE 977 00:1c:1234 0 EOF
+2: FLOCK  ADVISORY  WRITE 4242 00:1a:5678 0 EOF
+2: -> FLOCK  ADVISORY  WRITE 4343 00:1a:5678 0 EOF
+3: FLOCK  ADVISORY  WRITE 55 fd:01:5678 0 EOF
+`;
+  it("names the PID holding a flock on an inode (the holder's line, not a waiter's)", () => {
+    expect(flockHolder(text, 0, 0x1a, 5678)).toBe(4242);
+    expect(flockHolder(text, 0xfd, 1, 5678)).toBe(55);
+    expect(flockHolder(text, 0, 0x1c, 1234)).toBeNull(); // a POSIX lock is not rundird's
+    expect(flockHolder('garbage\n\n', 0, 0x1a, 5678)).toBeNull();
   });
 });
