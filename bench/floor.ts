@@ -5,7 +5,7 @@
 // that "the daemon takes 2x its floor" holds on a busy machine where the seconds do not, and
 // so that a target below the floor is seen to be one.
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, fchownSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fchownSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -65,9 +65,11 @@ export function resyncFloor(root: string, uids: readonly number[], names: readon
 
 /**
  * libc's floor under the same burst: the calls rundird makes now (src/effects/safefs.ts,
- * src/world/read.ts), through the same koffi module, in a tight loop. Per rundir: the read
- * (O_PATH open, statx, open ".", getdents64 to the end, two closes) and the apply (O_PATH open,
- * statx, open ".", close, fstatfs); per dir mkdirat, openat, statx, fchown, close.
+ * src/world/read.ts, src/controller/watches.ts), through the same koffi module, in a tight
+ * loop. Per rundir: the read (O_PATH open, statx, open ".", getdents64 to the end, two closes),
+ * the apply (O_PATH open, statx, open ".", close, fstatfs; per dir mkdirat, openat, statx,
+ * fchown, close) and the watches it then needs (the rundir and each private dir: O_PATH open,
+ * statx, an inotify watch through Node's fs.watch on the descriptor's /proc path, close).
  */
 export async function burstLibcFloor(base: string, count: number, names: readonly string[], baseUid: number): Promise<number> {
   const libc = await import('../src/sys/libc.js');
@@ -81,6 +83,13 @@ export async function burstLibcFloor(base: string, count: number, names: readonl
     const fd = libc.openat(p, '.', libc.O_RDONLY | libc.O_DIRECTORY | libc.O_NONBLOCK);
     libc.close(p);
     return fd;
+  };
+  const watchers: FSWatcher[] = [];
+  const watchAt = (dirfd: number, name: string): number => {
+    const p = libc.openat(dirfd, name, libc.O_PATH | libc.O_NOFOLLOW);
+    libc.fstat(p);
+    watchers.push(watch(`/proc/self/fd/${p}`, { persistent: true }, () => {}));
+    return p;
   };
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < count; i++) {
@@ -99,8 +108,12 @@ export async function burstLibcFloor(base: string, count: number, names: readonl
       libc.close(d);
     }
     libc.close(r);
+    const w = watchAt(rootFd, name);
+    for (const n of names) libc.close(watchAt(w, n));
+    libc.close(w);
   }
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  for (const w of watchers) w.close();
   libc.close(rootFd);
   rmSync(dir, { recursive: true, force: true });
   return Number(s.toFixed(3));
@@ -159,9 +172,20 @@ const C_FLOOR = String.raw`
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/inotify.h>
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
+static int ino_fd;
+static int watch_at(int dir, const char *name) {
+  struct statx sx;
+  char path[64];
+  int p = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (p < 0 || statx(p, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, 0x1fff, &sx) < 0) exit(6);
+  snprintf(path, sizeof path, "/proc/self/fd/%d", p);
+  if (inotify_add_watch(ino_fd, path, IN_ALL_EVENTS | IN_ONLYDIR) < 0) exit(7);
+  return p;
+}
 static int enter(int root, const char *name) {
   struct statx sx;
   int p = openat(root, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -176,6 +200,7 @@ int main(int argc, char **argv) {
   struct timespec a, b;
   struct statx sx;
   struct statfs sf;
+  ino_fd = inotify_init1(IN_CLOEXEC);
   clock_gettime(CLOCK_MONOTONIC, &a);
   for (int i = 0; i < count; i++) {
     snprintf(name, sizeof name, "%d", base + i);
@@ -192,6 +217,9 @@ int main(int argc, char **argv) {
       close(d);
     }
     close(r);
+    int w = watch_at(root, name);
+    for (int k = 4; k < argc; k++) close(watch_at(w, argv[k]));
+    close(w);
   }
   clock_gettime(CLOCK_MONOTONIC, &b);
   printf("%.6f\n", (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9);

@@ -9,7 +9,7 @@
 // appears, and the next sync arms it. Every event only marks the UID dirty.
 import type { Subscription } from 'rxjs';
 import { watchDir } from '../sources/watchDir.js';
-import { close, openDirAt } from '../effects/safefs.js';
+import { RundirWalker } from '../world/read.js';
 import type { NodeStat } from '../world/types.js';
 
 /** The magic link that names an open descriptor's very inode (for inotify, which takes a path). */
@@ -66,10 +66,22 @@ export class Watches {
       for (let i = 1; i <= parts.length; i++) if (seen(parts.slice(0, i).join('/'))?.kind === 'mount') return true;
       return false;
     };
-    for (const d of dirs) {
-      if (have.has(d) || pastMount(d)) continue;
-      const a = this.arm(uid, rootFd, d, seen(''));
-      if (a) have.set(d, a);
+    const todo = [...dirs].filter((d) => !have.has(d) && !pastMount(d));
+    const rundir = seen('');
+    if (todo.length > 0 && rundir && rundir.kind === 'dir') {
+      // One walk from the rundir for all of them: each directory opened once, as a path only.
+      const walker = new RundirWalker(rootFd, uid, rundir, (rel) => {
+        const st = seen(rel);
+        return st?.mountRoot ? st : undefined;
+      });
+      try {
+        for (const d of todo) {
+          const a = this.arm(uid, d, walker);
+          if (a) have.set(d, a);
+        }
+      } finally {
+        walker.close();
+      }
     }
     if (have.size === 0) this.byUid.delete(uid);
   }
@@ -83,53 +95,37 @@ export class Watches {
     for (const uid of [...this.byUid.keys()]) this.drop(uid);
   }
 
-  private arm(uid: number, rootFd: number, dir: string, rundir: NodeStat | null | undefined): Armed | null {
-    const parts = [String(uid), ...(dir === '' ? [] : dir.split('/'))];
-    let fd = rootFd;
-    let st;
-    try {
-      for (let i = 0; i < parts.length; i++) {
-        // The rundir may be its tmpfs's root: entered only as the very directory the sync read.
-        const expect = i === 0 && rundir && rundir.kind === 'dir' ? rundir : undefined;
-        const next = openDirAt(fd, parts[i]!, expect);
-        if (fd !== rootFd) close(fd);
-        fd = next.fd;
-        st = next.st;
-      }
-    } catch {
-      if (fd !== rootFd) close(fd);
-      return null; // not there (yet), or not a directory: the parent's watch says when it is
-    }
+  private arm(uid: number, dir: string, walker: RundirWalker): Armed | null {
+    // Not there (yet), or not a directory to enter: the parent's watch says when it is.
+    const held = walker.at(dir);
+    if (held === null) return null;
+    const { fd, st } = held;
     let armError: Error | null = null;
-    try {
-      if (!st) return null;
-      // The kernel resolves the descriptor's magic link to the very inode that was checked.
-      let failed = false;
-      let sub: Subscription | undefined = undefined;
-      sub = watchDir(fdPath(fd)).subscribe((e) => {
-        if (e.type === 'error') {
-          // The directory went (or cannot be watched): the next sync arms it again if it is back.
-          failed = true;
-          const have = this.byUid.get(uid);
-          if (sub && have?.get(dir)?.sub === sub) have.delete(dir);
-          if (!sub) {
-            armError = e.error;
-            return; // could not be armed: said below, once
-          }
-          sub.unsubscribe();
-          this.onError(uid, dir, e.error);
+    // The kernel resolves the descriptor's magic link to the very inode that was checked (an
+    // O_PATH descriptor: nothing was opened on its filesystem).
+    let failed = false;
+    let sub: Subscription | undefined = undefined;
+    sub = watchDir(fdPath(fd)).subscribe((e) => {
+      if (e.type === 'error') {
+        // The directory went (or cannot be watched): the next sync arms it again if it is back.
+        failed = true;
+        const have = this.byUid.get(uid);
+        if (sub && have?.get(dir)?.sub === sub) have.delete(dir);
+        if (!sub) {
+          armError = e.error;
+          return; // could not be armed: said below, once
         }
-        this.onEvent(uid);
-      });
-      if (failed) {
         sub.unsubscribe();
-        // The directory is there and could not be watched: nothing would say when it changes.
-        if (armError) this.onArmFailed(uid, dir, armError);
-        return null;
+        this.onError(uid, dir, e.error);
       }
-      return { ino: st.ino, dev: st.dev, btime: st.birthtimeMs, sub };
-    } finally {
-      close(fd);
+      this.onEvent(uid);
+    });
+    if (failed) {
+      sub.unsubscribe();
+      // The directory is there and could not be watched: nothing would say when it changes.
+      if (armError) this.onArmFailed(uid, dir, armError);
+      return null;
     }
+    return { ino: st.ino, dev: st.dev, btime: st.birthtimeMs, sub };
   }
 }

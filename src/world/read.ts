@@ -228,53 +228,63 @@ export function readRundir(rootFd: number | null, runtimeRoot: string, uid: numb
   }
 }
 
+/** A directory held as a path (O_PATH), with what statx said of it. */
+export interface HeldDir {
+  fd: number;
+  st: FileStat;
+}
+
 /**
  * A rundir's directories as O_PATH descriptors, opened on first use and kept until `close()`:
- * each component from the rundir down, never a symlink, never a mount's root (nothing below a
- * mount inside a rundir is read). `rundir` must still be the directory `expect` names.
+ * each component from the rundir down, never a symlink, never a mount's root but the ones
+ * `mountRoots` names by their identity (a read judged them local: a private dir on a tmpfs of
+ * its own). `rundir` must still be the directory `expect` names.
  */
 export class RundirWalker {
-  private readonly fds = new Map<string, number | null>();
+  private readonly held = new Map<string, HeldDir | null>();
   constructor(
     rootFd: number,
     uid: number,
     expect: { ino: number; dev: number },
+    private readonly mountRoots: (rel: string) => { ino: number; dev: number } | undefined = () => undefined,
   ) {
     const fd = openPathAt(rootFd, String(uid));
     if (fd !== null) {
       const st = libc.fstat(fd);
-      if (st.ino === expect.ino && st.dev === expect.dev && st.isDirectory()) this.fds.set('', fd);
+      if (st.ino === expect.ino && st.dev === expect.dev && st.isDirectory()) this.held.set('', { fd, st });
       else libc.close(fd);
     }
   }
 
   /** The directory at `rel` ('' the rundir), or null where it is not one to read. */
   dir(rel: string): number | null {
-    const hit = this.fds.get(rel);
+    return this.at(rel)?.fd ?? null;
+  }
+
+  /** The directory at `rel` with its statx, or null. */
+  at(rel: string): HeldDir | null {
+    const hit = this.held.get(rel);
     if (hit !== undefined) return hit;
-    let fd: number | null = null;
+    let out: HeldDir | null = null;
     const slash = rel.lastIndexOf('/');
-    const parent = this.dir(slash < 0 ? '' : rel.slice(0, slash));
-    if (parent !== null && rel !== '') {
-      const name = slash < 0 ? rel : rel.slice(slash + 1);
-      const st = statAt(parent, name);
-      if (st?.isDirectory() && !st.mountRoot) {
-        fd = openPathAt(parent, name);
-        if (fd !== null) {
-          const again = libc.fstat(fd);
-          if (again.ino !== st.ino || again.dev !== st.dev || again.mountRoot) {
-            libc.close(fd);
-            fd = null;
-          }
-        }
+    const parent = rel === '' ? null : this.dir(slash < 0 ? '' : rel.slice(0, slash));
+    if (parent !== null) {
+      const fd = openPathAt(parent, slash < 0 ? rel : rel.slice(slash + 1));
+      if (fd !== null) {
+        // What was opened is judged, not what a path named a moment before.
+        const st = libc.fstat(fd);
+        const allowed = this.mountRoots(rel);
+        const enter = st.isDirectory() && (!st.mountRoot || (allowed !== undefined && allowed.ino === st.ino && allowed.dev === st.dev));
+        if (enter) out = { fd, st };
+        else libc.close(fd);
       }
     }
-    this.fds.set(rel, fd);
-    return fd;
+    this.held.set(rel, out);
+    return out;
   }
 
   close(): void {
-    for (const fd of this.fds.values()) if (fd !== null) closeQuietly(fd);
-    this.fds.clear();
+    for (const h of this.held.values()) if (h !== null) closeQuietly(h.fd);
+    this.held.clear();
   }
 }
