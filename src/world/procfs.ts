@@ -22,8 +22,11 @@ export function parseCgroup(text: string): CgroupInfo | null {
     if (m[1] === '0' && m[2] === '') v2 = m[3]!;
     if (m[2] === 'name=systemd') named = m[3]!;
   }
-  // On hybrid systems systemd tracks units in name=systemd; the unified line may be "/".
-  const path = named ?? v2;
+  // On hybrid systems systemd tracks units in name=systemd and the unified line may be "/"; in a
+  // container on a hybrid host it is the other way round (name=systemd "/", the unit in the
+  // unified line). The hierarchy that names a unit is the one to read.
+  const namesUnit = (p: string | null) => p !== null && /\.(service|scope)(\/|$)/.test(p);
+  const path = namesUnit(named) ? named : namesUnit(v2) ? v2 : (named ?? v2);
   if (path === null) return null;
   const parts = path.split('/').filter(Boolean);
   let unit: string | null = null;

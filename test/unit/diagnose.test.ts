@@ -14,6 +14,11 @@ describe('/proc parsers', () => {
     expect(parseCgroup('0::/user.slice/user-1000.slice/session-3.scope\n')).toEqual({ path: '/user.slice/user-1000.slice/session-3.scope', unit: 'session-3.scope', session: { uid: 1000, id: '3' }, userManagerUid: null });
     const hybrid = '12:pids:/system.slice/kiosk.service\n1:name=systemd:/system.slice/snap.frame.daemon.service\n0::/\n';
     expect(parseCgroup(hybrid)).toMatchObject({ unit: 'snap.frame.daemon.service', session: null, userManagerUid: null });
+    // In a container on a hybrid host: name=systemd says "/", the unified line names the unit (issue 25).
+    const inContainer = '1:name=systemd:/\n0::/user.slice/user-1000.slice/user@1000.service/session.slice/pipewire.service\n';
+    expect(parseCgroup(inContainer)).toMatchObject({ unit: 'pipewire.service', userManagerUid: 1000, session: null });
+    const sessionInContainer = '1:name=systemd:/\n0::/user.slice/user-1000.slice/session-4.scope\n';
+    expect(parseCgroup(sessionInContainer)).toMatchObject({ unit: 'session-4.scope', session: { uid: 1000, id: '4' } });
     expect(parseCgroup('0::/user.slice/user-0.slice/user@0.service/app.slice/foo.service\n')).toMatchObject({ unit: 'foo.service', userManagerUid: 0, session: null });
     // user@ of one UID under another's slice is not that UID's manager
     expect(parseCgroup('0::/user.slice/user-0.slice/user@1000.service\n')!.userManagerUid).toBeNull();
