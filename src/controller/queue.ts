@@ -40,7 +40,8 @@ export class WorkQueue {
   private syncedBefore = new Set<number>();
   private generationStart = 0;
   private readonly failures = new Map<number, number>();
-  private readonly delayed = new Map<number, NodeJS.Timeout>();
+  /** Keys added again later: the timer, and when it is due (wall clock, as the timer's). */
+  private readonly delayed = new Map<number, { timer: NodeJS.Timeout; due: number }>();
   private readonly idleWaiters: (() => void)[] = [];
   private scheduled = false;
   private stopped = false;
@@ -82,15 +83,7 @@ export class WorkQueue {
     const n = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, n);
     if (n <= this.opts.fastRetries) return this.add(key);
-    if (this.delayed.has(key) || this.stopped) return;
-    const ms = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (n - this.opts.fastRetries - 1));
-    this.delayed.set(
-      key,
-      setTimeout(() => {
-        this.delayed.delete(key);
-        this.add(key);
-      }, ms),
-    );
+    this.addAfter(key, Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (n - this.opts.fastRetries - 1)));
   }
 
   /** The key's sync settled: its failure count starts over. */
@@ -98,16 +91,22 @@ export class WorkQueue {
     this.failures.delete(key);
   }
 
-  /** Adds the key after a delay (a deadline the record is waiting for), unless it is due sooner. */
+  /**
+   * Adds the key after a delay (a deadline the record is waiting for, or a back-off), unless it
+   * is due sooner already; a sooner deadline replaces a later one (a 1 s snapd hold is not
+   * swallowed by a 5 s back-off).
+   */
   addAfter(key: number, ms: number): void {
-    if (this.delayed.has(key) || this.stopped) return;
-    this.delayed.set(
-      key,
-      setTimeout(() => {
-        this.delayed.delete(key);
-        this.add(key);
-      }, Math.max(0, ms)),
-    );
+    if (this.stopped) return;
+    const due = Date.now() + Math.max(0, ms);
+    const have = this.delayed.get(key);
+    if (have && have.due <= due) return;
+    if (have) clearTimeout(have.timer);
+    const timer = setTimeout(() => {
+      this.delayed.delete(key);
+      this.add(key);
+    }, Math.max(0, ms));
+    this.delayed.set(key, { timer, due });
   }
 
   /** Resolves when nothing is pending. */
@@ -118,7 +117,7 @@ export class WorkQueue {
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.delayed.values()) clearTimeout(t);
+    for (const d of this.delayed.values()) clearTimeout(d.timer);
     this.delayed.clear();
     for (const w of this.idleWaiters.splice(0)) w();
   }
