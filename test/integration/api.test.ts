@@ -6,7 +6,7 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCtl } from '../helpers/ctl.js';
-import { DaemonProcess, GROUP, Sandbox, rootOnly, waitFor } from '../helpers/sandbox.js';
+import { DaemonProcess, GROUP, Sandbox, rootOnly, waitFor, IS_ROOT } from '../helpers/sandbox.js';
 
 let sb: Sandbox;
 let d: DaemonProcess | null = null;
@@ -148,8 +148,7 @@ describe('rundirctl exit codes', () => {
     expect(un.err).toContain('is rundird running?');
   });
 
-  it('77 for a user who may not open the socket', async () => {
-    if (rootOnly('rundirctl as nobody')) return;
+  it.skipIf(!IS_ROOT)('77 for a user who may not open the socket (needs root: rundirctl as nobody)', async () => {
     d = await start();
     const r = await ctl(['--api-socket', sock(), 'status'], 65534);
     expect(r.code).toBe(77);

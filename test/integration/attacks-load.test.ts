@@ -38,8 +38,7 @@ const apiSocket = (x: DaemonProcess) => String(x.child.spawnargs[x.child.spawnar
 const rssKiB = (pid: number) => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 
 describe('no user can stop rundird serving the others', () => {
-  it('events lost to an overflowing inotify queue are found by reading everything again', async () => {
-    if (rootOnly('rundirs of several users')) return;
+  it.skipIf(!IS_ROOT)('events lost to an overflowing inotify queue are found by reading everything again (needs root: rundirs of several users)', async () => {
     const flooder = sb.makeRundir(USER, GROUP);
     const victim = sb.makeRundir(USER + 1, GROUP);
     d = await DaemonProcess.start(sb);
@@ -59,8 +58,7 @@ describe('no user can stop rundird serving the others', () => {
     expect(existsSync(victim)).toBe(true);
   }, 60_000);
 
-  it('a login that comes right behind a burst of 2,000 rundirs is served before the burst is done', async () => {
-    if (rootOnly('rundirs of many users')) return;
+  it.skipIf(!IS_ROOT)('a login that comes right behind a burst of 2,000 rundirs is served before the burst is done (needs root: rundirs of many users)', async () => {
     d = await DaemonProcess.start(sb);
     // Staged aside with their owners, then renamed in at once, the login last: its event comes
     // behind the burst's (in the same read of the inotify queue, or the next).
@@ -78,8 +76,7 @@ describe('no user can stop rundird serving the others', () => {
     for (const u of burst) await waitFor(() => existsSync(sb.privateDir('kiosk', u)), `burst rundir ${u} served`, 60_000);
   }, 180_000);
 
-  it('one rundir with 60,000 link sources is reported, not walked; other users and the API are served meanwhile', async () => {
-    if (rootOnly('rundirs of several users')) return;
+  it.skipIf(!IS_ROOT)('one rundir with 60,000 link sources is reported, not walked; other users and the API are served meanwhile (needs root: rundirs of several users)', async () => {
     const big = sb.makeRundir(USER, GROUP);
     d = await DaemonProcess.start(sb);
     await waitFor(() => existsSync(sb.privateDir('kiosk')), 'the big user served first');
@@ -117,8 +114,7 @@ describe('no user can stop rundird serving the others', () => {
     expect(later.length).toBe(0);
   }, 90_000);
 
-  it('the API lists at most 256 links per rundir and says how many it left out', async () => {
-    if (rootOnly('a rundir of another user')) return;
+  it.skipIf(!IS_ROOT)('the API lists at most 256 links per rundir and says how many it left out (needs root: a rundir of another user)', async () => {
     writeFileSync(sb.config, `snap-removal-grace: 0\nmax-entries: 100000\nsnapd-socket: ${snapd.socket}\nsnapd-state: ${snapd.stateFile}\n`);
     const rd = sb.makeRundir(USER, GROUP);
     d = await DaemonProcess.start(sb);
@@ -133,8 +129,7 @@ describe('no user can stop rundird serving the others', () => {
     expect(mine.links.length + mine.linksLeftOut).toBeGreaterThanOrEqual(999);
   }, 60_000);
 
-  it('an api-group member holding every connection does not lock root out', async () => {
-    if (rootOnly('an api-group member')) return;
+  it.skipIf(!IS_ROOT)('an api-group member holding every connection does not lock root out (needs root: an api-group member)', async () => {
     writeFileSync(sb.config, `snap-removal-grace: 0\napi-group: "${GROUP}"\nsnapd-socket: ${snapd.socket}\nsnapd-state: ${snapd.stateFile}\n`);
     d = await DaemonProcess.start(sb);
     const sock = apiSocket(d);
@@ -162,8 +157,7 @@ describe('no user can stop rundird serving the others', () => {
 describe('soak', () => {
   const SECONDS = Number(process.env.RUNDIRD_SOAK_SECONDS ?? 60);
 
-  it(`hostile users for ${SECONDS} s while others log in and out: every rundir served at the end, memory bounded`, async () => {
-    if (rootOnly('several users')) return;
+  it.skipIf(!IS_ROOT)(`hostile users for ${SECONDS} s while others log in and out: every rundir served at the end, memory bounded (needs root: several users)`, async () => {
     writeFileSync(sb.config, `snap-removal-grace: 0\napi-group: "${GROUP}"\nsnapd-socket: ${snapd.socket}\nsnapd-state: ${snapd.stateFile}\n`);
     const [flooder, racer, crowd] = [USER, USER + 1, USER + 2];
     for (const u of [flooder, racer, crowd]) sb.makeRundir(u, GROUP);

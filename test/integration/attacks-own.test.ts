@@ -61,8 +61,7 @@ describe('only what is its own', () => {
     expect(readdirSync(sb.privateDir('kiosk')).filter((n) => n.startsWith('.rundird-') && !before.has(n))).toEqual([]);
   });
 
-  it('a root-owned directory renamed over a freshly made private dir is never given to the user', async () => {
-    if (rootOnly('a root-owned directory in a user’s rundir')) return;
+  it.skipIf(!IS_ROOT)('a root-owned directory renamed over a freshly made private dir is never given to the user (needs root: a root-owned directory in a user’s rundir)', async () => {
     const rd = sb.makeRundir();
     // Something of root's in the user's rundir (the user may rename entries there, not change them).
     const victim = join(rd, '.roots');
@@ -131,9 +130,7 @@ describe('only what is its own', () => {
     expect(watched.has(ino(elsewhere)), 'the symlink target is watched').toBe(false);
   });
 
-  it('a FUSE mount that never answers, over a user’s rundir itself: never entered; the rundir is refused, every other rundir and the API are still served', async () => {
-    if (rootOnly('a FUSE mount')) return;
-    if (!existsSync('/dev/fuse')) return void process.stderr.write('SKIPPED: no /dev/fuse\n');
+  it.skipIf(!IS_ROOT || !existsSync('/dev/fuse'))('a FUSE mount that never answers, over a user’s rundir itself: never entered; the rundir is refused, every other rundir and the API are still served (needs root and /dev/fuse)', async () => {
     const rd = sb.makeRundir();
     // The user owns their rundir: fusermount lets them mount over it. A server that never reads /dev/fuse.
     const fuse = spawn('sh', ['-c', `exec 3<>/dev/fuse && mount -t fuse -o fd=3,rootmode=40000,user_id=${USER},group_id=${GROUP},allow_other nofs ${rd} && echo mounted && exec sleep 120`], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -187,9 +184,7 @@ describe('only what is its own', () => {
     }
   }, 60_000);
 
-  it('a FUSE mount that never answers, over a user’s private dir: never entered; every other rundir and the API are still served', async () => {
-    if (rootOnly('a FUSE mount')) return;
-    if (!existsSync('/dev/fuse')) return void process.stderr.write('SKIPPED: no /dev/fuse\n');
+  it.skipIf(!IS_ROOT || !existsSync('/dev/fuse'))('a FUSE mount that never answers, over a user’s private dir: never entered; every other rundir and the API are still served (needs root and /dev/fuse)', async () => {
     const rd = sb.makeRundir();
     const host = new SocketServer(join(rd, 'wayland-0'));
     servers.push(host);

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chmodSync, chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { DaemonProcess, Sandbox, USER, rootOnly, stat, waitFor } from '../helpers/sandbox.js';
+import { DaemonProcess, Sandbox, USER, rootOnly, stat, waitFor, IS_ROOT } from '../helpers/sandbox.js';
 
 let sb: Sandbox;
 let d: DaemonProcess | null;
@@ -69,8 +69,7 @@ describe('code cache attacks (a real unprivileged UID)', () => {
     await works();
   };
 
-  it('a cache file the user owns is not read, and not replaced', async () => {
-    if (rootOnly('files of another user')) return;
+  it.skipIf(!IS_ROOT)('a cache file the user owns is not read, and not replaced (needs root: files of another user)', async () => {
     writeFileSync(join(cache, FILE), 'planted');
     chownSync(join(cache, FILE), USER, USER);
     await refused(/owned by uid 1000/);
@@ -78,8 +77,7 @@ describe('code cache attacks (a real unprivileged UID)', () => {
     expect(readFileSync(join(cache, FILE), 'utf8')).toBe('planted');
   });
 
-  it('a cache directory the user owns, or anyone may write, is not read from or written into', async () => {
-    if (rootOnly('files of another user')) return;
+  it.skipIf(!IS_ROOT)('a cache directory the user owns, or anyone may write, is not read from or written into (needs root: files of another user)', async () => {
     chownSync(cache, USER, USER);
     await refused(/owned by uid 1000/);
     chownSync(cache, 0, 0);
@@ -89,8 +87,7 @@ describe('code cache attacks (a real unprivileged UID)', () => {
     expect(execFileSync('ls', ['-A', cache]).toString()).toBe('');
   });
 
-  it('a symlink at the cache path or as the directory is not followed, and its target is left alone', async () => {
-    if (rootOnly('files of another user')) return;
+  it.skipIf(!IS_ROOT)('a symlink at the cache path or as the directory is not followed, and its target is left alone (needs root: files of another user)', async () => {
     const target = join(sb.base, 'target');
     writeFileSync(target, 'root file');
     symlinkSync(target, join(cache, FILE));
@@ -107,8 +104,7 @@ describe('code cache attacks (a real unprivileged UID)', () => {
     expect(execFileSync('ls', ['-A', real]).toString()).toBe('');
   });
 
-  it('a FIFO at the cache path does not block the start', async () => {
-    if (rootOnly('mkfifo as root')) return;
+  it.skipIf(!IS_ROOT)('a FIFO at the cache path does not block the start (needs root: mkfifo as root)', async () => {
     execFileSync('mkfifo', [join(cache, FILE)]);
     await refused(/not a regular file/);
   });

@@ -121,8 +121,7 @@ describe('links entitled by snapd connections', () => {
     expect(await talk(join(sb.privateDir('other'), 'wayland-1'))).toBe(`hello ${inFrame}`);
   });
 
-  it('the shipped rules for PipeWire, a PulseAudio server snap and the accessibility bus', async () => {
-    if (rootOnly('sockets owned by the rundir’s user')) return;
+  it.skipIf(!IS_ROOT)('the shipped rules for PipeWire, a PulseAudio server snap and the accessibility bus (needs root: sockets owned by the rundir’s user)', async () => {
     // frame: a PulseAudio server snap (its audio-playback slot connected to kiosk's plug);
     // kiosk: also a pipewire plug; other: audio-playback only, and desktop-legacy.
     snapd.connections = [
@@ -256,8 +255,7 @@ describe('link attacks', () => {
     for (const n of ['wayland-0', 'wayland-1', 'wayland-2']) expect(existsSync(join(sb.privateDir('kiosk'), n))).toBe(false);
   });
 
-  it('never links a source owned by another user', async () => {
-    if (rootOnly('a source owned by another user')) return;
+  it.skipIf(!IS_ROOT)('never links a source owned by another user (needs root: a source owned by another user)', async () => {
     const rd = sb.makeRundir();
     writeFileSync(join(rd, 'bus'), 'x');
     chownSync(join(rd, 'bus'), 4243, 4243);
@@ -267,8 +265,7 @@ describe('link attacks', () => {
     expect(existsSync(join(sb.privateDir('kiosk'), 'bus'))).toBe(false);
   });
 
-  it('across filesystems (EXDEV): a symlink where the rule allows it, a clear warning where not', async () => {
-    if (rootOnly('a tmpfs over a private dir')) return;
+  it.skipIf(!IS_ROOT)('across filesystems (EXDEV): a symlink where the rule allows it, a clear warning where not (needs root: a tmpfs over a private dir)', async () => {
     const rd = sb.makeRundir();
     await serve(wayland(rd));
     writeFileSync(join(rd, 'bus'), 'x');

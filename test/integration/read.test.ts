@@ -6,8 +6,18 @@ import { chownSync, closeSync, constants, existsSync, lstatSync, mkdirSync, mkdt
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { listAt, lstatBelowRoot, MOUNT_POINT, OVERFULL, readMounts, readRundir, UNKNOWN } from '../../src/world/read.js';
-import { GROUP, rootOnly, USER } from '../helpers/sandbox.js';
+import { listAt, lstatBelowRoot, MOUNT_POINT, OVERFULL, readMounts, readRundir as readWith, RundirWalker, UNKNOWN, type MountSnapshot } from '../../src/world/read.js';
+
+/** readRundir through a walker of its own, as a sync reads it. */
+function readRundir(rootFd: number, root: string, uid: number, names: string[], mounts: MountSnapshot, max: number, final = true) {
+  const w = new RundirWalker(rootFd, uid);
+  try {
+    return readWith(w, root, uid, names, mounts, max, final);
+  } finally {
+    w.close();
+  }
+}
+import { GROUP, rootOnly, USER, IS_ROOT } from '../helpers/sandbox.js';
 import { mkdirAt, openTrustedDir } from '../../src/effects/safefs.js';
 import * as libc from '../../src/sys/libc.js';
 
@@ -59,8 +69,7 @@ describe('reading a rundir on tmpfs', () => {
     }
   });
 
-  it('finds the tmpfs on a rundir in the mount table', () => {
-    if (rootOnly('mounting a tmpfs')) return;
+  it.skipIf(!IS_ROOT)('finds the tmpfs on a rundir in the mount table (needs root: mounting a tmpfs)', () => {
     const root = join(base, 'run');
     mkdirSync(join(root, '5'), { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', join(root, '5')]);
@@ -109,7 +118,8 @@ describe('reading a rundir on tmpfs', () => {
       // where no test timeout reaches; the child is then killed and the test fails.
       writeFileSync(join(base, 'table.json'), JSON.stringify([...table.top]));
       const child = spawnSync(process.execPath, ['--input-type=module', '-e', `
-        const { readRundir, readMounts, lstatBelowRoot, MOUNT_POINT, UNKNOWN } = await import(${JSON.stringify(resolve(import.meta.dirname, '../../dist/src/world/read.js'))});
+        const { readRundir: readWith, RundirWalker, readMounts, lstatBelowRoot, MOUNT_POINT, UNKNOWN } = await import(${JSON.stringify(resolve(import.meta.dirname, '../../dist/src/world/read.js'))});
+        const readRundir = (fd, ...a) => readWith(new RundirWalker(fd, a[1]), ...a);
         const { openTrustedDir } = await import(${JSON.stringify(resolve(import.meta.dirname, '../../dist/src/effects/safefs.js'))});
         const fs = await import('node:fs');
         const table = { top: new Map(JSON.parse(fs.readFileSync(${JSON.stringify(join(base, 'table.json'))}, 'utf8'))), errors: [] };

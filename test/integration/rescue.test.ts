@@ -77,8 +77,7 @@ const isSocket = (p: string) => {
 };
 
 describe('restore: a kiosk’s socket through a root login, its logout and the purge', () => {
-  it('kept, shown in the tmpfs during the session, put back after the purge, dropped when its server goes; each step journaled and in the timeline', async () => {
-    if (rootOnly('mounting a tmpfs and a root kiosk')) return;
+  it.skipIf(!IS_ROOT)('kept, shown in the tmpfs during the session, put back after the purge, dropped when its server goes; each step journaled and in the timeline (needs root: mounting a tmpfs and a root kiosk)', async () => {
     // The kiosk makes /run/user/0 itself, as a root service outside any session does.
     const rd = join(sb.runtimeRoot, '0');
     mkdirSync(rd, { mode: 0o700 });
@@ -119,8 +118,7 @@ describe('restore: a kiosk’s socket through a root login, its logout and the p
     await d!.waitForEvent('rescue-dropped', (l) => l.path === sock);
   }, 60_000);
 
-  it('never replaces what is at a socket’s path, never walks through a planted symlink, and keeps no socket of another UID', async () => {
-    if (rootOnly('a tmpfs, a root kiosk and another UID')) return;
+  it.skipIf(!IS_ROOT)('never replaces what is at a socket’s path, never walks through a planted symlink, and keeps no socket of another UID (needs root: a tmpfs, a root kiosk and another UID)', async () => {
     const rd = join(sb.runtimeRoot, '0');
     mkdirSync(rd, { mode: 0o777 });
     chmodSync(rd, 0o777); // so that another UID can bind a socket in it
@@ -158,8 +156,7 @@ describe('restore: a kiosk’s socket through a root login, its logout and the p
     expect(lstatSync(join(rd, 'snap.kiosk'))).toMatchObject({ uid: 0 });
   }, 60_000);
 
-  it('a user’s own kiosk: the rundir made again with the user as owner, the socket back, after the purge', async () => {
-    if (rootOnly('a tmpfs and another UID')) return;
+  it.skipIf(!IS_ROOT)('a user’s own kiosk: the rundir made again with the user as owner, the socket back, after the purge (needs root: a tmpfs and another UID)', async () => {
     const rd = sb.makeRundir(USER, GROUP);
     const sock = join(rd, 'wayland-0');
     await server(sock, USER);
@@ -175,8 +172,7 @@ describe('restore: a kiosk’s socket through a root login, its logout and the p
     expect(d!.events('rescue-shown')).toEqual([]);
   }, 60_000);
 
-  it('a user who swaps a directory on a kept socket’s path for a symlink to root’s sockets gets nothing of root’s kept or put back', async () => {
-    if (rootOnly('another UID')) return;
+  it.skipIf(!IS_ROOT)('a user who swaps a directory on a kept socket’s path for a symlink to root’s sockets gets nothing of root’s kept or put back (needs root: another UID)', async () => {
     const rd = sb.makeRundir(USER, GROUP);
     mkdirSync(join(rd, 'sub'));
     chownSync(join(rd, 'sub'), USER, GROUP);
@@ -207,8 +203,7 @@ describe('restore: a kiosk’s socket through a root login, its logout and the p
     k.kill('SIGKILL');
   }, 60_000);
 
-  it('without a rescue entry nothing is kept, shown or put back', async () => {
-    if (rootOnly('mounting a tmpfs')) return;
+  it.skipIf(!IS_ROOT)('without a rescue entry nothing is kept, shown or put back (needs root: mounting a tmpfs)', async () => {
     const rd = join(sb.runtimeRoot, '0');
     mkdirSync(rd, { mode: 0o700 });
     const sock = join(rd, 'wayland-0');
@@ -226,8 +221,7 @@ describe('restore: a kiosk’s socket through a root login, its logout and the p
 });
 
 describe('linger', () => {
-  it('the policy asks logind to linger when a service outside any session relies on the rundir; the logout then purges nothing', async () => {
-    if (rootOnly('mounting a tmpfs')) return;
+  it.skipIf(!IS_ROOT)('the policy asks logind to linger when a service outside any session relies on the rundir; the logout then purges nothing (needs root: mounting a tmpfs)', async () => {
     const rd = sb.makeRundir(USER, GROUP);
     await server(join(rd, 'wayland-0'), USER);
     await startDaemon(`rescue:\n  ${USER}: [linger]\n`);
@@ -271,8 +265,7 @@ describe('linger', () => {
 });
 
 describe('rundirctl wait', () => {
-  it('returns when the rundir is live and the socket accepts; exit 1 with what it waited for at the timeout', async () => {
-    if (rootOnly('a rundir of another UID')) return;
+  it.skipIf(!IS_ROOT)('returns when the rundir is live and the socket accepts; exit 1 with what it waited for at the timeout (needs root: a rundir of another UID)', async () => {
     await startDaemon('');
     const rd = join(sb.runtimeRoot, String(USER));
     const early = await ctl(['wait', String(USER), '--socket', 'sub/wayland-0', '--timeout', '0.5']);
