@@ -207,27 +207,33 @@ export class Controller {
     const known = rec.covered ? new Map([...rec.made.privdirs, ...rec.covered.privdirs]) : rec.made.privdirs;
     const names = namesToRead(wanted, departing, f.inventory.removed, known);
     const rootFd = this.host.rootFd();
-    let actual = readRundir(rootFd, cfg.runtimeRoot, uid, names, f.mounts, cfg.maxEntries, false);
-    // A mount the table has not shown yet (made since it was read): read the table, then judge.
-    if (actual.unknownMount) {
-      f.readMountTable();
-      actual = readRundir(rootFd, cfg.runtimeRoot, uid, names, f.mounts, cfg.maxEntries, true);
-    }
-    if (actual.node?.kind === 'dir') actual = { ...actual, mount: f.mountAt(actual.path, actual.node.dev !== this.host.rootDev()) };
-    const logind = f.logindFacts(uid);
-    const status = rundirStatus(actual);
-    const live = status === 'plain' || status === 'tmpfs' || status === 'mounted';
-    const hold = holdWrites(lifecycleSteps(rec.lifecycle, status, logind, rec.jobs).at(-1) ?? rec.lifecycle, status);
-    const sameRundir = rec.made.rundir !== null && actual.node?.ino === rec.made.rundir.ino && actual.node.dev === rec.made.rundir.dev;
-    let links = null;
-    if (live && !hold && rootFd !== null) {
-      const walker = new RundirWalker(rootFd, uid, actual.node!);
-      try {
-        links = readLinkWorld(rundirIO(walker, actual.path, f.mounts, cfg.maxEntries), actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map(), cfg.maxEntries);
-      } finally {
-        walker.close();
+    // One walker for the whole read: the rundir opened once (as a path only), listed once.
+    const walker = rootFd === null ? null : new RundirWalker(rootFd, uid);
+    try {
+      let actual = readRundir(walker, cfg.runtimeRoot, uid, names, f.mounts, cfg.maxEntries, false);
+      // A mount the table has not shown yet (made since it was read): read the table, then judge.
+      if (actual.unknownMount) {
+        f.readMountTable();
+        actual = readRundir(walker, cfg.runtimeRoot, uid, names, f.mounts, cfg.maxEntries, true);
       }
+      if (actual.node?.kind === 'dir') actual = { ...actual, mount: f.mountAt(actual.path, actual.node.dev !== this.host.rootDev()) };
+      const logind = f.logindFacts(uid);
+      const status = rundirStatus(actual);
+      const live = status === 'plain' || status === 'tmpfs' || status === 'mounted';
+      const hold = holdWrites(lifecycleSteps(rec.lifecycle, status, logind, rec.jobs).at(-1) ?? rec.lifecycle, status);
+      const sameRundir = rec.made.rundir !== null && actual.node?.ino === rec.made.rundir.ino && actual.node.dev === rec.made.rundir.dev;
+      const links =
+        live && !hold && walker !== null
+          ? readLinkWorld(rundirIO(walker, actual.path, f.mounts, cfg.maxEntries), actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map(), cfg.maxEntries)
+          : null;
+      return this.snapshotOf(uid, actual, logind, wanted, departing, links);
+    } finally {
+      walker?.close();
     }
+  }
+
+  private snapshotOf(uid: number, actual: UidSnapshot['actual'], logind: UidSnapshot['logind'], wanted: UidSnapshot['wanted'], departing: UidSnapshot['departing'], links: UidSnapshot['links']): UidSnapshot {
+    const f = this.facts;
     return {
       uid,
       actual,

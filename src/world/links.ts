@@ -4,7 +4,7 @@
 // between and everything rundird recorded. Read-only.
 import { posix } from 'node:path';
 import { expandLinks, type DirRecord, type LinkCandidate, type LinkRecord } from '../reconcile/links.js';
-import { MOUNT_POINT, OVERFULL, judgeMountRoot, listAt, statAt, toNodeStat, underMount, type MountSnapshot, type RundirWalker } from './read.js';
+import { MOUNT_POINT, OVERFULL, judgeMountRoot, statAt, toNodeStat, underMount, type MountSnapshot, type RundirWalker } from './read.js';
 import type { NodeStat } from './types.js';
 
 export type LinkKind = 'hard' | 'symlink';
@@ -103,11 +103,7 @@ export function rundirIO(walker: RundirWalker, rundir: string, mounts: MountSnap
         return null; // unreadable: nothing usable there
       }
     },
-    readdir: (rel) => {
-      if (underMount(mounts, rundir, rel)) return null;
-      const dir = walker.dir(rel);
-      return dir === null ? null : listAt(dir, maxEntries);
-    },
+    readdir: (rel) => (underMount(mounts, rundir, rel) ? null : walker.list(rel, maxEntries)),
   };
 }
 

@@ -190,42 +190,38 @@ function entryAt(dirfd: number, name: string, mounts: MountSnapshot, path: strin
 }
 
 /**
- * The rundir of `uid` under the runtime root (an open descriptor; null: no runtime root), and
- * the entries the planner asked about. A mount the table does not know yet (on the rundir or on
- * an entry) is never entered: `unknownMount` asks the caller to read the table again and call
- * once more with `final`, which then takes such a mount as one that could block.
+ * The rundir of `uid` as `walker` holds it (null: no runtime root), and the entries the planner
+ * asked about. A mount the table does not know yet (on the rundir or on an entry) is never
+ * entered: `unknownMount` asks the caller to read the table again and call once more with
+ * `final`, which then takes such a mount as one that could block.
  */
-export function readRundir(rootFd: number | null, runtimeRoot: string, uid: number, names: readonly string[], mounts: MountSnapshot, maxEntries: number, final = true): RundirActual {
+export function readRundir(walker: RundirWalker | null, runtimeRoot: string, uid: number, names: readonly string[], mounts: MountSnapshot, maxEntries: number, final = true): RundirActual {
   const path = join(runtimeRoot, String(uid));
   const none: RundirActual = { uid, path, node: null, mount: null, entries: new Map() };
   // The user owns their rundir, so fusermount lets them mount over it: a FUSE server that never
   // answers would hang the first lstat, and the daemon with it, for every user. Not entered.
   if (blockingMountAt(mounts, path)) return { uid, path, node: MOUNT_POINT, mount: mountAt(mounts, path), entries: new Map() };
-  if (rootFd === null) return none;
-  const pfd = openPathAt(rootFd, String(uid));
-  if (pfd === null) return none;
-  try {
-    const st = libc.fstat(pfd);
-    const node = toNodeStat(st);
-    if (st.mountRoot) {
-      const j = judgeMountRoot(mounts, path, st);
-      if (j === 'unknown' && !final) return { uid, path, node, mount: null, entries: new Map(), unknownMount: true };
-      if (j !== 'local') return { uid, path, node: MOUNT_POINT, mount: mountAt(mounts, path), entries: new Map() };
-    }
-    const entries = new Map<string, NodeStat | null>();
-    const unknown = { seen: false };
-    if (node.kind === 'dir') {
-      // One listing, then statx only what is there: a fresh rundir costs one call, not one per name.
-      // Unreadable or over the entry limit: statx each name, which says what is there.
-      const listed = listAt(pfd, maxEntries);
-      const present = Array.isArray(listed) ? new Set(listed) : null;
-      for (const n of names) entries.set(n, present && !present.has(n) ? null : blockingMountAt(mounts, join(path, n)) ? MOUNT_POINT : entryAt(pfd, n, mounts, join(path, n), unknown));
-    }
-    if (unknown.seen && !final) return { uid, path, node, mount: null, entries, unknownMount: true };
-    return { uid, path, node, mount: node.kind === 'dir' ? mountAt(mounts, path) : null, entries };
-  } finally {
-    libc.close(pfd);
+  const held = walker?.rundir() ?? null;
+  if (held === null) return none;
+  const { fd: pfd, st } = held;
+  const node = toNodeStat(st);
+  if (st.mountRoot) {
+    const j = judgeMountRoot(mounts, path, st);
+    if (j === 'unknown' && !final) return { uid, path, node, mount: null, entries: new Map(), unknownMount: true };
+    if (j !== 'local') return { uid, path, node: MOUNT_POINT, mount: mountAt(mounts, path), entries: new Map() };
   }
+  const entries = new Map<string, NodeStat | null>();
+  const unknown = { seen: false };
+  if (node.kind === 'dir') {
+    // One listing (kept by the walker for the link reader), then statx only what is there: a
+    // fresh rundir costs one call, not one per name. Unreadable or over the entry limit: statx
+    // each name, which says what is there.
+    const listed = walker!.list('', maxEntries);
+    const present = Array.isArray(listed) ? new Set(listed) : null;
+    for (const n of names) entries.set(n, present && !present.has(n) ? null : blockingMountAt(mounts, join(path, n)) ? MOUNT_POINT : entryAt(pfd, n, mounts, join(path, n), unknown));
+  }
+  if (unknown.seen && !final) return { uid, path, node, mount: null, entries, unknownMount: true };
+  return { uid, path, node, mount: node.kind === 'dir' ? mountAt(mounts, path) : null, entries };
 }
 
 /** A directory held as a path (O_PATH), with what statx said of it. */
@@ -238,22 +234,43 @@ export interface HeldDir {
  * A rundir's directories as O_PATH descriptors, opened on first use and kept until `close()`:
  * each component from the rundir down, never a symlink, never a mount's root but the ones
  * `mountRoots` names by their identity (a read judged them local: a private dir on a tmpfs of
- * its own). `rundir` must still be the directory `expect` names.
+ * its own). With `expect`, the rundir is held only while it is still that directory; without,
+ * whatever is at its name is held as it is (a sync's read judges it). Listings are kept too,
+ * so that a sync lists a directory once.
  */
 export class RundirWalker {
   private readonly held = new Map<string, HeldDir | null>();
+  private readonly listings = new Map<string, string[] | null | typeof OVERFULL>();
+  private top: HeldDir | null = null;
   constructor(
     rootFd: number,
     uid: number,
-    expect: { ino: number; dev: number },
+    expect?: { ino: number; dev: number },
     private readonly mountRoots: (rel: string) => { ino: number; dev: number } | undefined = () => undefined,
   ) {
     const fd = openPathAt(rootFd, String(uid));
-    if (fd !== null) {
-      const st = libc.fstat(fd);
-      if (st.ino === expect.ino && st.dev === expect.dev && st.isDirectory()) this.held.set('', { fd, st });
-      else libc.close(fd);
+    if (fd === null) return;
+    const st = libc.fstat(fd);
+    if (expect && (st.ino !== expect.ino || st.dev !== expect.dev)) {
+      libc.close(fd);
+      return;
     }
+    this.top = { fd, st };
+    this.held.set('', st.isDirectory() ? this.top : null);
+  }
+
+  /** What is at the rundir's name (any kind), held as a path; null where nothing is. */
+  rundir(): HeldDir | null {
+    return this.top;
+  }
+
+  /** The names in the directory at `rel`, at most `limit` (OVERFULL past it), listed once. */
+  list(rel: string, limit: number): string[] | null | typeof OVERFULL {
+    if (this.listings.has(rel)) return this.listings.get(rel)!;
+    const fd = this.dir(rel);
+    const l = fd === null ? null : listAt(fd, limit);
+    this.listings.set(rel, l);
+    return l;
   }
 
   /** The directory at `rel` ('' the rundir), or null where it is not one to read. */
@@ -284,7 +301,9 @@ export class RundirWalker {
   }
 
   close(): void {
-    for (const h of this.held.values()) if (h !== null) closeQuietly(h.fd);
+    for (const h of this.held.values()) if (h !== null && h !== this.top) closeQuietly(h.fd);
+    if (this.top) closeQuietly(this.top.fd);
     this.held.clear();
+    this.listings.clear();
   }
 }
