@@ -96,8 +96,10 @@ export class Controller {
       (uid, dir, e) => host.sourceError(`rundir ${uid}${dir ? `/${dir}` : ''}`, e),
       (uid, dir, e) => {
         // Unwatched, a change there would go unseen: read it again (and try the watch) later.
-        if (e.message !== this.lastArmError) host.sourceError(`rundir ${uid}${dir ? `/${dir}` : ''}`, new Error(`cannot watch: ${e.message}; read again every ${ARM_RETRY_MS / 1000} s until it can be`));
-        this.lastArmError = e.message;
+        // Said once per cause (its errno), not once per directory or descriptor.
+        const cause = (e as NodeJS.ErrnoException).code ?? e.message;
+        if (cause !== this.lastArmError) host.sourceError(`rundir ${uid}${dir ? `/${dir}` : ''}`, new Error(`cannot watch: ${e.message}; read again every ${ARM_RETRY_MS / 1000} s until it can be`));
+        this.lastArmError = cause;
         this.queue.addAfter(uid, ARM_RETRY_MS);
       },
     );

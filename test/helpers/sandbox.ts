@@ -131,7 +131,8 @@ export class DaemonProcess {
     this.exited = new Promise((r) => child.on('exit', (code) => r((this.exitCode = code))));
   }
 
-  static spawn(args: string[], env: NodeJS.ProcessEnv = {}): DaemonProcess {
+  /** The daemon, run under `wrap` (a command that execs the rest of its arguments) where given. */
+  static spawn(args: string[], env: NodeJS.ProcessEnv = {}, wrap: string[] = []): DaemonProcess {
     // No system bus unless a test brings its own: the same inotify mode on every machine.
     const bus = { DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/nonexistent/rundird-test-bus' };
     // Each daemon its own API socket: tests run in parallel, and none may touch /run/rundird.
@@ -143,7 +144,9 @@ export class DaemonProcess {
     // No code cache unless a test gives one ($CACHE_DIRECTORY, as systemd's CacheDirectory= sets it).
     const inherited = { ...process.env };
     delete inherited.CACHE_DIRECTORY;
-    return new DaemonProcess(spawn(process.execPath, [DAEMON, ...args, ...api], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...inherited, ...bus, ...env } }));
+    const argv = [process.execPath, DAEMON, ...args, ...api];
+    const [cmd, ...rest] = [...wrap, ...argv];
+    return new DaemonProcess(spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...inherited, ...bus, ...env } }));
   }
 
   /** Starts the daemon on a sandbox and waits until it has done its first full pass. */

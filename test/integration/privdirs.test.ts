@@ -1,6 +1,7 @@
 // The real daemon on a temporary tree: private dirs follow rundirs, removals and the snap inventory.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chownSync, mkdirSync, renameSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { chownSync, lstatSync, mkdirSync, readFileSync, renameSync, rmdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, rootOnly, stat, waitFor } from '../helpers/sandbox.js';
 
@@ -199,5 +200,27 @@ describe('a tmpfs mounted over a rundir', () => {
     await waitFor(() => isPrivate(sb.privateDir('firefox')), 'dirs in the tmpfs');
     expect(d.events('rundir-refused')).toEqual([]);
     expect(IS_ROOT).toBe(true);
+  });
+
+  it.skipIf(!IS_ROOT)('with no /proc at all: private dirs and links made through descriptors alone; watches said unavailable, the rundir read on a timer (needs root: a mount namespace without /proc)', async () => {
+    const rd = sb.makeRundir();
+    writeFileSync(join(rd, 'kiosk.sock'), 'x');
+    chownSync(join(rd, 'kiosk.sock'), USER, GROUP);
+    // A link rule by instance name: no snapd needed.
+    writeFileSync(sb.config, 'snap-removal-grace: 0\nlinks:\n  - name: kiosk-socket\n    source: kiosk.sock\n    target: "snap.{instance}/kiosk.sock"\n    instances: ["firefox"]\n');
+    // The mount table and the processes from files: /proc is gone in the daemon's mount namespace.
+    writeFileSync(join(sb.base, 'mountinfo'), readFileSync('/proc/self/mountinfo'));
+    mkdirSync(join(sb.base, 'noproc'));
+    d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, '--mountinfo', join(sb.base, 'mountinfo'), '--proc-root', join(sb.base, 'noproc')], {}, ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'umount -l /proc && test ! -e /proc/self && exec "$@"', 'sh']);
+    await d.waitForEvent('daemon-started');
+    for (const s of ['firefox', 'hello-world', 'ubuntu-frame_kiosk']) await waitFor(() => isPrivate(sb.privateDir(s)), `snap.${s}`);
+    await waitFor(() => lstatSync(join(sb.privateDir('firefox'), 'kiosk.sock'), { throwIfNoEntry: false })?.ino === lstatSync(join(rd, 'kiosk.sock')).ino, 'the link, by inode').catch((e: Error) => {
+      throw new Error(`${e.message}\n${d!.lines.map((l) => `${l.event} ${l.msg}`).join('\n')}`);
+    });
+    // Said once, not once a retry.
+    expect(d.events('source-error').filter((l) => String(l.error).includes('cannot watch'))).toHaveLength(1);
+    // Unwatched, the rundir is read again on a timer: a private dir removed comes back all the same.
+    rmdirSync(sb.privateDir('hello-world'));
+    await waitFor(() => isPrivate(sb.privateDir('hello-world')), 'snap.hello-world made again without a watch', 5000);
   });
 });
