@@ -9,6 +9,9 @@ import type { Config } from '../config/config.js';
 import { parseUid } from '../config/config.js';
 import { applyPlan } from '../effects/apply.js';
 import { readStateFile, setAside, writeStateFile } from '../effects/stateFile.js';
+import { loadTempKey, type TempKey } from '../effects/tempKey.js';
+import { isOwnTemp, PRIVDIR_TEMP_PREFIX } from '../reconcile/ownTemps.js';
+import { randomBytes } from 'node:crypto';
 import { logEvent, type Log } from '../journal/logger.js';
 import { lifecycleSteps, holdWrites, type JobSeen } from '../reconcile/lifecycle.js';
 import { isHeld, planUid, type UidSnapshot } from '../reconcile/plan.js';
@@ -84,6 +87,8 @@ export class Controller {
   private storeFile: string | null = null;
   /** UIDs whose rundir's device and the mount table disagreed, and how many syncs in a row. */
   private readonly disagreeing = new Map<number, number>();
+  /** The key that proves rundird's temporary names (a random one until load() reads the kept one). */
+  private tempKey: TempKey = { key: randomBytes(32), unkept: null };
   /** The last reason a watch could not be armed (said once, not once per directory). */
   private lastArmError: string | null = null;
 
@@ -164,7 +169,12 @@ export class Controller {
     const plan = planUid(snap, rec, this.host.selfUid);
     const rootFd = this.host.rootFd();
     // Observe-only (a confined snap): the plan is made and its problems said, nothing is done.
-    const applied = rootFd === null || this.host.config().observeOnly ? { outcomes: [], linkOutcomes: [], stale: false } : applyPlan(rootFd, plan.privdirs, plan.links, this.host.selfUid, mountRoots(snap));
+    const applied = rootFd === null || this.host.config().observeOnly ? { outcomes: [], linkOutcomes: [], stale: false } : applyPlan(rootFd, plan.privdirs, plan.links, this.host.selfUid, this.tempKey.key, mountRoots(snap), plan.hold ? [] : (snap.leftovers ?? []));
+    if (applied.leftovers && applied.leftovers.length > 0) {
+      const path = join(this.host.config().runtimeRoot, String(uid));
+      logEvent(this.host.log, 'privdir-leftover-removed', { uid, path, names: applied.leftovers }, `${path}: removed ${applied.leftovers.length} private dir(s) an earlier run left half-made: ${applied.leftovers.join(', ')}`);
+      addTimeline(rec, 'privdir-leftover-removed', applied.leftovers.join(', '));
+    }
     const settled = settle(rec, snap, plan, applied.outcomes, applied.linkOutcomes);
     this.journal(uid, rec, settled);
     // Its entry is made afresh at the next save (any sync may have changed what is kept).
@@ -228,7 +238,10 @@ export class Controller {
         live && !hold && walker !== null
           ? readLinkWorld(rundirIO(walker, actual.path, f.mounts, cfg.maxEntries), actual.node!.dev, cfg.links, (rule) => f.entitled(wanted, rule), sameRundir ? rec.made.links : new Map(), sameRundir ? rec.made.dirs : new Map(), cfg.maxEntries)
           : null;
-      return this.snapshotOf(uid, actual, logind, wanted, departing, links);
+      // What a killed run left half-made, provably rundird's by its name: removed with the writes.
+      const listed = live && walker !== null ? walker.list('', cfg.maxEntries) : null;
+      const leftovers = Array.isArray(listed) ? listed.filter((n) => n.startsWith(PRIVDIR_TEMP_PREFIX) && isOwnTemp(this.tempKey.key, uid, n)) : [];
+      return { ...this.snapshotOf(uid, actual, logind, wanted, departing, links), ...(leftovers.length > 0 ? { leftovers } : {}) };
     } finally {
       walker?.close();
     }
@@ -341,6 +354,9 @@ export class Controller {
   load(): void {
     const cfg = this.host.config();
     const file = (this.storeFile = storePath(cfg.apiSocket, cfg.runtimeRoot));
+    // The key of rundird's temporary names, beside the records: kept across restarts.
+    this.tempKey = loadTempKey(file.replace(/\.json$/, '.key'), this.host.selfUid);
+    if (this.tempKey.unkept) this.host.sourceError('temporary names', new Error(`key not kept (${this.tempKey.unkept}): what a killed run of another key left half-made is left alone`));
     this.rescue.load();
     let made: Map<number, Kept>;
     try {

@@ -6,7 +6,8 @@ import { PRIVATE_DIR_MODE } from '../reconcile/planner.js';
 import type { CreatedRecord } from '../world/types.js';
 import type { LinkAction } from '../reconcile/links.js';
 import { applyLinks, type LinkOutcome, type MountRoots } from './links.js';
-import { close, dirFs, fchmod, fchown, lstatAt, mkdirProven, openDirAt, rmdirAt, withFd, type DirFs, type FileStat } from './safefs.js';
+import { close, dirFs, fchmod, fchown, lstatAt, mkdirProven, openDirAt, renameAt, rmdirAt, withFd, type DirFs, type FileStat } from './safefs.js';
+import { ownTempName } from '../reconcile/ownTemps.js';
 
 export type Outcome =
   | { action: Action; ok: true; record?: CreatedRecord }
@@ -15,6 +16,8 @@ export type Outcome =
 export interface ApplyResult {
   outcomes: Outcome[];
   linkOutcomes: LinkOutcome[];
+  /** Leftovers of an earlier run's private dirs being made, removed. */
+  leftovers?: string[];
   /** The rundir changed under the plan: read again and re-plan. */
   stale: boolean;
 }
@@ -25,24 +28,63 @@ function fail(action: Action, code: string, detail: string, retry = false): Outc
   return { action, ok: false, code, detail, retry };
 }
 
-function mkdirPrivate(rundirFd: number, a: Extract<Action, { op: 'mkdir' }>, selfUid: number, parent: DirFs): Outcome {
+/**
+ * A private dir is made under a provable temporary name (reconcile/ownTemps.ts), proven new,
+ * given its owner and mode, and only then renamed to its name, never replacing anything: a kill
+ * at any instant leaves either nothing at the name or the user's own dir, never a root-owned one.
+ */
+function mkdirPrivate(rundirFd: number, a: Extract<Action, { op: 'mkdir' }>, selfUid: number, parent: DirFs, key: Buffer, uid: number): Outcome {
+  const tmp = ownTempName(key, uid);
   let made: { fd: number; st: FileStat };
   try {
-    made = mkdirProven(rundirFd, a.name, PRIVATE_DIR_MODE, selfUid, parent);
+    made = mkdirProven(rundirFd, tmp, PRIVATE_DIR_MODE, selfUid, parent);
   } catch (e) {
-    // Something appeared since the read, or was swapped in right after the mkdir: a fresh
-    // read decides what it is; it is left untouched.
+    // Swapped right after the mkdir: a fresh read decides what it is; it is left untouched.
     const c = errCode(e);
-    if (c === 'EEXIST') return fail(a, 'EEXIST', 'appeared since it was read', true);
-    if (c === 'ESWAPPED' || c === 'ELOOP' || c === 'ENOTDIR' || c === 'ENOENT') return fail(a, c, `replaced right after mkdir (${(e as Error).message}); left untouched`, true);
+    if (c === 'ESWAPPED' || c === 'ELOOP' || c === 'ENOTDIR' || c === 'ENOENT' || c === 'EEXIST') return fail(a, c, `replaced right after mkdir (${(e as Error).message}); left untouched`, true);
     return fail(a, c, (e as Error).message);
   }
   return withFd(made.fd, (fd) => {
     fchown(fd, a.owner, a.group);
     // chown clears no bits on a directory, and with any usual umask mkdir gave 0700 already.
     if ((made.st.mode & 0o7777) !== PRIVATE_DIR_MODE) fchmod(fd, PRIVATE_DIR_MODE);
+    try {
+      renameAt(rundirFd, tmp, rundirFd, a.name, true);
+    } catch (e) {
+      // Something appeared at the name since the read: ours goes (while it is still ours and
+      // empty), and a fresh read decides what the other is.
+      const st = lstatAt(rundirFd, tmp);
+      if (st?.isDirectory() && st.ino === made.st.ino && st.dev === made.st.dev) {
+        try {
+          rmdirAt(rundirFd, tmp);
+        } catch {
+          // not empty any more: the next sync finds it by its name
+        }
+      }
+      const c = errCode(e);
+      return fail(a, c, c === 'EEXIST' ? 'appeared since it was read' : (e as Error).message, true);
+    }
     return { action: a, ok: true as const, record: { ino: made.st.ino, dev: made.st.dev } };
   });
+}
+
+/**
+ * Removes what a kill left under rundird's provable temporary names (empty directories only:
+ * one a user filled since is left, and found again by the next sync). Returns the names removed.
+ */
+function dropLeftovers(rundirFd: number, names: readonly string[]): string[] {
+  const gone: string[] = [];
+  for (const n of names) {
+    const st = lstatAt(rundirFd, n);
+    if (!st?.isDirectory()) continue;
+    try {
+      rmdirAt(rundirFd, n);
+      gone.push(n);
+    } catch {
+      // not empty, or gone meanwhile
+    }
+  }
+  return gone;
 }
 
 function fixPrivate(rundirFd: number, a: Extract<Action, { op: 'fix' }>, selfUid: number): Outcome {
@@ -88,14 +130,14 @@ function rmdirOwn(rundirFd: number, a: Extract<Action, { op: 'rmdir' }>): Outcom
  * directory the plan was made for; a mount's root inside it is entered only where `mounts`
  * names it (the read judged it local), as that very inode.
  */
-export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[], selfUid: number, mounts: MountRoots = new Map()): ApplyResult {
+export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[], selfUid: number, key: Buffer, mounts: MountRoots = new Map(), leftovers: readonly string[] = []): ApplyResult {
   const isBook = (a: Action) => a.op === 'forget';
   const outcomes: Outcome[] = p.actions.filter(isBook).map((action) => ({ action, ok: true as const }));
   const linkOutcomes: LinkOutcome[] = [];
   const writes = p.actions.filter((a) => !isBook(a));
   const linkWrites = links.filter((a) => a.op !== 'forget' && a.op !== 'forget-dir');
   for (const a of links) if (a.op === 'forget' || a.op === 'forget-dir') linkOutcomes.push({ action: a, ok: true });
-  if ((writes.length === 0 && linkWrites.length === 0) || p.rundir === null) return { outcomes, linkOutcomes, stale: false };
+  if ((writes.length === 0 && linkWrites.length === 0 && leftovers.length === 0) || p.rundir === null) return { outcomes, linkOutcomes, stale: false };
   let rundirFd: number;
   let st: FileStat;
   try {
@@ -112,7 +154,7 @@ export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[],
     const run = (a: Action) => {
       let o: Outcome;
       try {
-        if (a.op === 'mkdir') o = mkdirPrivate(rundirFd, a, selfUid, parent);
+        if (a.op === 'mkdir') o = mkdirPrivate(rundirFd, a, selfUid, parent, key, p.uid);
         else if (a.op === 'fix') o = fixPrivate(rundirFd, a, selfUid);
         else o = rmdirOwn(rundirFd, a as Extract<Action, { op: 'rmdir' }>);
       } catch (e) {
@@ -127,7 +169,7 @@ export function applyPlan(rootFd: number, p: Plan, links: readonly LinkAction[],
       linkOutcomes.push(o);
     }
     for (const a of writes) if (a.op === 'rmdir') run(a);
-    return { outcomes, linkOutcomes, stale };
+    return { outcomes, linkOutcomes, stale, leftovers: leftovers.length > 0 ? dropLeftovers(rundirFd, leftovers) : [] };
   } finally {
     close(rundirFd);
   }

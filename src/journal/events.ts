@@ -19,6 +19,7 @@ export const EVENTS = {
   'privdir-refused': { id: '500c0fdfda804efcadb666af135e0ecd', priority: 4, summary: 'snap private directory left untouched' },
   'privdir-removed': { id: '3c2b9f87887245c79385ef59aad12592', priority: 6, summary: 'snap private directory removed' },
   'privdir-left': { id: 'e9e146dcdc7a4d868aa502df72f9df29', priority: 5, summary: 'snap private directory left in place' },
+  'privdir-leftover-removed': { id: '5f636f3c5192441da2f5b06eabbe00e9', priority: 5, summary: 'a private directory left half-made by an earlier run removed' },
   'snaps-changed': { id: 'a1c5107544684f7d83c43763970c7b28', priority: 6, summary: 'snap inventory changed' },
   'runtime-root-remounted': { id: '560718797fa949a094177ba83afe0d37', priority: 5, summary: 'a filesystem was mounted over the runtime root, or taken off it' },
   'mode-changed': { id: '60e4977927234f828b11ce6b22d8f0ed', priority: 5, summary: 'logind appeared or went away: rundird switched mode' },

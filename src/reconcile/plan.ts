@@ -23,6 +23,8 @@ export interface UidSnapshot {
   removed: ReadonlySet<string>;
   /** What the link rules need, read only when links can be made (live, not held). */
   links: LinkWorld | null;
+  /** Empty directories a killed run left under rundird's provable temporary names (reconcile/ownTemps.ts). */
+  leftovers?: readonly string[];
   /**
    * snapd is followed (its answers are the inventory), how many answers it has given, and the
    * count a hold made now waits for (an answer already on its way was asked before what it

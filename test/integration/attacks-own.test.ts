@@ -26,6 +26,15 @@ afterEach(async () => {
   sb.cleanup();
 });
 
+const hasStrace = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v strace'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 // -1 for a missing entry: a check racing the daemon (removed and made again) must not throw.
 const ino = (p: string) => lstatSync(p, { throwIfNoEntry: false })?.ino ?? -1;
 
@@ -269,4 +278,29 @@ describe('only what is its own', () => {
       fuse.kill('SIGKILL');
     }
   }, 30_000);
+
+  it.skipIf(!IS_ROOT || !hasStrace)('killed at its first fchown: never a root-owned private dir; the restart removes the leftover by its name and makes the dir (needs root and strace)', async () => {
+    const rd = sb.makeRundir();
+    // SIGKILL at the daemon's first fchown(2): between making a private dir and giving it to the user.
+    d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot], {}, ['strace', '-qq', '-o', '/dev/null', '-e', 'trace=fchown', '-e', 'inject=fchown:signal=SIGKILL:when=1']);
+    await waitFor(() => d!.exitCode !== null || d!.child.signalCode !== null, 'killed at its fchown', 20_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${d!.lines.map((l) => `${l.event} ${l.msg}`).join('\n')}\n${d!.stderr}`);
+    });
+    expect(d.lines.some((l) => l.event === 'daemon-started')).toBe(false);
+    const after = readdirSync(rd);
+    // Nothing at the private dir's name; what was being made is under a temporary name, root's.
+    expect(after.filter((n) => n.startsWith('snap.'))).toEqual([]);
+    const left = after.filter((n) => n.startsWith('.rundird-d'));
+    expect(left).toHaveLength(1);
+    expect(lstatSync(join(rd, left[0]!)).uid).toBe(0);
+    // A look-alike the user made (same shape, no valid MAC) must survive what follows.
+    await asUser(`require('fs').mkdirSync(${JSON.stringify(join(rd, '.rundird-d' + '0'.repeat(32)))})`);
+    d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot]);
+    const removed = await d.waitForEvent('privdir-leftover-removed');
+    expect(removed.names).toEqual(left);
+    await waitFor(() => existsSync(sb.privateDir('kiosk')), 'the private dir made');
+    const st = lstatSync(sb.privateDir('kiosk'));
+    expect({ uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 }).toEqual({ uid: USER, gid: GROUP, mode: 0o700 });
+    expect(readdirSync(rd).filter((n) => n.startsWith('.rundird-')).sort()).toEqual(['.rundird-d' + '0'.repeat(32)]);
+  });
 });
