@@ -10,18 +10,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EVENTS } from '../../src/journal/events.js';
 import { JournalReceiver } from '../helpers/journal.js';
-import { GROUP, IS_ROOT, USER, waitFor } from '../helpers/sandbox.js';
+import { GROUP, IS_ROOT, USER, hasCommand, waitFor } from '../helpers/sandbox.js';
 import { PROJECT } from './container.js';
 
 const QEMU = { arm64: 'qemu-aarch64', armhf: 'qemu-arm' } as const;
-const has = (cmd: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
+const has = hasCommand;
 // In CI qemu-user is installed (.ci/run): a missing one is a failure there, not a skip.
 const canRun = (arch: keyof typeof QEMU) => IS_ROOT && (has(QEMU[arch]) || !!process.env.CI);
 

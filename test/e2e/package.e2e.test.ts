@@ -4,15 +4,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { PROJECT } from './container.js';
+import { hasCommand } from '../helpers/sandbox.js';
 
-const has = (cmd: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
+const has = hasCommand;
 
 describe.skipIf(!has('dpkg-deb'))('npm run package', () => {
   // Built in beforeAll, not in the describe's body: vitest runs a skipped describe's body at collection.

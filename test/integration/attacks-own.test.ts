@@ -6,7 +6,8 @@ import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync,
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { kioskSnapd, type FakeSnapd } from '../helpers/fake-snapd.js';
-import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, rootOnly, waitFor } from '../helpers/sandbox.js';
+import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, hasCommand, waitFor } from '../helpers/sandbox.js';
+import { mountHangingFuse } from '../helpers/fuse.js';
 import { SocketServer } from '../helpers/sockets.js';
 
 let sb: Sandbox;
@@ -26,14 +27,7 @@ afterEach(async () => {
   sb.cleanup();
 });
 
-const hasStrace = (() => {
-  try {
-    execFileSync('sh', ['-c', 'command -v strace'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasStrace = hasCommand('strace');
 
 // -1 for a missing entry: a check racing the daemon (removed and made again) must not throw.
 const ino = (p: string) => lstatSync(p, { throwIfNoEntry: false })?.ino ?? -1;
@@ -142,13 +136,9 @@ describe('only what is its own', () => {
   it.skipIf(!IS_ROOT || !existsSync('/dev/fuse'))('a FUSE mount that never answers, over a user’s rundir itself: never entered; the rundir is refused, every other rundir and the API are still served (needs root and /dev/fuse)', async () => {
     const rd = sb.makeRundir();
     // The user owns their rundir: fusermount lets them mount over it. A server that never reads /dev/fuse.
-    const fuse = spawn('sh', ['-c', `exec 3<>/dev/fuse && mount -t fuse -o fd=3,rootmode=40000,user_id=${USER},group_id=${GROUP},allow_other nofs ${rd} && echo mounted && exec sleep 120`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const fuse = await mountHangingFuse(rd, USER, GROUP);
     let named: ReturnType<typeof spawn>[] = [];
     try {
-      await new Promise<void>((r, j) => {
-        fuse.stdout.on('data', (b: Buffer) => b.toString().includes('mounted') && r());
-        fuse.on('exit', (c) => j(new Error(`mount failed (${c})`)));
-      });
       // And a process of the user's that names it (and a path through a symlink to it) as its
       // XDG_RUNTIME_DIR: the diagnosis checks such paths exist, and must not ask the mount.
       const other = sb.makeRundir(USER + 2, GROUP);
@@ -183,12 +173,7 @@ describe('only what is its own', () => {
       expect((await runCtl(['--api-socket', api, 'status'])).code).not.toBe(2);
       expect(d.exitCode).toBeNull();
     } finally {
-      try {
-        execFileSync('umount', ['-l', rd]);
-      } catch {
-        // not mounted
-      }
-      fuse.kill('SIGKILL');
+      fuse.close();
       for (const c of named) c.kill('SIGKILL');
     }
   }, 60_000);
@@ -201,12 +186,8 @@ describe('only what is its own', () => {
     mkdirSync(sb.privateDir('kiosk'), { mode: 0o700 });
     chownSync(sb.privateDir('kiosk'), USER, GROUP);
     // A FUSE connection whose server never reads /dev/fuse: any access to the mount hangs.
-    const fuse = spawn('sh', ['-c', `exec 3<>/dev/fuse && mount -t fuse -o fd=3,rootmode=40000,user_id=${USER},group_id=${GROUP},allow_other nofs ${sb.privateDir('kiosk')} && echo mounted && exec sleep 120`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const fuse = await mountHangingFuse(sb.privateDir('kiosk'), USER, GROUP);
     try {
-      await new Promise<void>((r, j) => {
-        fuse.stdout.on('data', (b: Buffer) => b.toString().includes('mounted') && r());
-        fuse.on('exit', (c) => j(new Error(`mount failed (${c})`)));
-      });
       d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot]);
       try {
         await d.waitForEvent('daemon-started');
@@ -235,12 +216,7 @@ describe('only what is its own', () => {
       await new Promise((r2) => setTimeout(r2, 300));
       expect(d.exitCode).toBeNull();
     } finally {
-      try {
-        execFileSync('umount', ['-l', sb.privateDir('kiosk')]);
-      } catch {
-        // not mounted
-      }
-      fuse.kill('SIGKILL');
+      fuse.close();
     }
   }, 30_000);
 
@@ -253,12 +229,8 @@ describe('only what is its own', () => {
     d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, '--mountinfo', table]);
     await d.waitForEvent('daemon-started');
     await waitFor(() => existsSync(sb.privateDir('kiosk')), 'the private dir made');
-    const fuse = spawn('sh', ['-c', `exec 3<>/dev/fuse && mount -t fuse -o fd=3,rootmode=40000,user_id=${USER},group_id=${GROUP},allow_other nofs ${sb.privateDir('kiosk')} && echo mounted && exec sleep 120`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const fuse = await mountHangingFuse(sb.privateDir('kiosk'), USER, GROUP);
     try {
-      await new Promise<void>((r, j) => {
-        fuse.stdout.on('data', (b: Buffer) => b.toString().includes('mounted') && r());
-        fuse.on('exit', (c) => j(new Error(`mount failed (${c})`)));
-      });
       // The user touches their rundir: a sync reads it, and finds the mount where the private dir was.
       writeFileSync(join(rd, 'poke'), '');
       const r = await d.waitForEvent('privdir-refused', (l) => l.path === sb.privateDir('kiosk'));
@@ -270,12 +242,7 @@ describe('only what is its own', () => {
       expect(st.code === 0 || st.code === 1).toBe(true);
       expect(d.exitCode).toBeNull();
     } finally {
-      try {
-        execFileSync('umount', ['-l', sb.privateDir('kiosk')]);
-      } catch {
-        // not mounted
-      }
-      fuse.kill('SIGKILL');
+      fuse.close();
     }
   }, 30_000);
 

@@ -3,7 +3,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { chownSync, closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { mountHangingFuse } from '../helpers/fuse.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { listAt, lstatBelowRoot, MOUNT_POINT, OVERFULL, readMounts, readRundir as readWith, RundirWalker, UNKNOWN, type MountSnapshot } from '../../src/world/read.js';
@@ -108,12 +109,8 @@ describe('reading a rundir on tmpfs', () => {
     chownSync(rd, USER, GROUP);
     chownSync(join(rd, 'snap.a'), USER, GROUP);
     const table = readMounts('/proc/self/mountinfo'); // read before the mount, as a sync racing it would have
-    const fuse = spawn('sh', ['-c', `exec 3<>/dev/fuse && mount -t fuse -o fd=3,rootmode=40000,user_id=${USER},group_id=${GROUP},allow_other nofs ${join(rd, 'snap.a')} && echo mounted && exec sleep 120`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const fuse = await mountHangingFuse(join(rd, 'snap.a'), USER, GROUP);
     try {
-      await new Promise<void>((r, j) => {
-        fuse.stdout.on('data', (b: Buffer) => b.toString().includes('mounted') && r());
-        fuse.on('exit', (c) => j(new Error(`mount failed (${c})`)));
-      });
       // The reads run in a child process: one that asked the server would hang in the kernel,
       // where no test timeout reaches; the child is then killed and the test fails.
       writeFileSync(join(base, 'table.json'), JSON.stringify([...table.top]));
@@ -136,8 +133,7 @@ describe('reading a rundir on tmpfs', () => {
       // statx of the mount's root answers from the kernel; the table read again says fuse: never entered either way.
       expect(JSON.parse(child.stdout)).toEqual({ unknown: true, a: 'MOUNT_POINT', b: 'dir', again: 'MOUNT_POINT', walk: 'UNKNOWN' });
     } finally {
-      fuse.kill();
-      execFileSync('umount', ['-l', join(rd, 'snap.a')], { stdio: 'ignore' });
+      fuse.close();
     }
   });
 
