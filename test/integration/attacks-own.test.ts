@@ -40,6 +40,17 @@ function asUser(script: string): Promise<string> {
   return new Promise((r) => p.on('exit', () => r(out.trim())));
 }
 
+/** The kiosk's private dir refused as a mount, another user's login served meanwhile, and the API answering. */
+async function refusedWhileOthersServed(daemon: DaemonProcess): Promise<void> {
+  const r = await daemon.waitForEvent('privdir-refused', (l) => l.path === sb.privateDir('kiosk'));
+  expect(r.msg).toContain('is mounted there; not entered');
+  sb.makeRundir(USER + 1, GROUP);
+  await waitFor(() => existsSync(sb.privateDir('kiosk', USER + 1)), 'the other user served');
+  const { runCtl } = await import('../helpers/ctl.js');
+  const st = await runCtl(['--api-socket', String(daemon.child.spawnargs[daemon.child.spawnargs.indexOf('--api-socket') + 1]), 'status']);
+  expect(st.code === 0 || st.code === 1).toBe(true);
+}
+
 describe('only what is its own', () => {
   it('files planted at temporary link names (the old predictable ones, and look-alikes) are never removed', async () => {
     const rd = sb.makeRundir();
@@ -202,14 +213,8 @@ describe('only what is its own', () => {
         }
         throw e;
       }
-      const r = await d.waitForEvent('privdir-refused', (l) => l.path === sb.privateDir('kiosk'));
-      expect(r.msg).toContain('is mounted there; not entered');
       // Another user logs in meanwhile: served; and the API answers.
-      sb.makeRundir(USER + 1, GROUP);
-      await waitFor(() => existsSync(sb.privateDir('kiosk', USER + 1)), 'the other user served');
-      const { runCtl } = await import('../helpers/ctl.js');
-      const st = await runCtl(['--api-socket', String(d.child.spawnargs[d.child.spawnargs.indexOf('--api-socket') + 1]), 'status']);
-      expect(st.code === 0 || st.code === 1).toBe(true);
+      await refusedWhileOthersServed(d);
       // The server restarts: the daemon goes on serving, still without entering the mount.
       await host.stop();
       await host.start();
@@ -233,13 +238,7 @@ describe('only what is its own', () => {
     try {
       // The user touches their rundir: a sync reads it, and finds the mount where the private dir was.
       writeFileSync(join(rd, 'poke'), '');
-      const r = await d.waitForEvent('privdir-refused', (l) => l.path === sb.privateDir('kiosk'));
-      expect(r.msg).toContain('is mounted there; not entered');
-      sb.makeRundir(USER + 1, GROUP);
-      await waitFor(() => existsSync(sb.privateDir('kiosk', USER + 1)), 'the other user served');
-      const { runCtl } = await import('../helpers/ctl.js');
-      const st = await runCtl(['--api-socket', String(d.child.spawnargs[d.child.spawnargs.indexOf('--api-socket') + 1]), 'status']);
-      expect(st.code === 0 || st.code === 1).toBe(true);
+      await refusedWhileOthersServed(d);
       expect(d.exitCode).toBeNull();
     } finally {
       fuse.close();
