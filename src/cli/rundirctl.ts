@@ -157,7 +157,10 @@ export function formatDoctor(d: Obj, color = false): string {
   }
   if (odd.length > DOCTOR_PROBLEM_RUNDIRS) out.push(`  … and ${odd.length - DOCTOR_PROBLEM_RUNDIRS} more rundirs with things left alone (rundirctl status).`);
   for (const r of (d.rundirs as Obj[]).filter((x) => x.rescue?.length)) out.push(`  Kiosk rescue for UID ${r.uid}: ${r.rescue.join(', ')} (what it did: rundirctl timeline ${r.uid}).`);
-  if (d.lastScan) out.push(`  Looked at ${d.lastScan.scanned} processes in ${d.lastScan.ms} ms${d.lastScan.unreadable ? `; ${d.lastScan.unreadable} could not be read` : ''}.`);
+  if (d.lastScan) {
+    const other = d.lastScan.otherWorld ? `; ${d.lastScan.otherWorld} left out as another container's (their mount namespace has another runtime root)` : '';
+    out.push(`  Looked at ${d.lastScan.scanned} processes in ${d.lastScan.ms} ms${d.lastScan.unreadable ? `; ${d.lastScan.unreadable} could not be read` : ''}${other}.`);
+  }
   return out.join('\n');
 }
 

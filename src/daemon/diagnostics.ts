@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { logEvent, type Log } from '../journal/logger.js';
 import { diagnose, type CycleFacts, type UidView, type Warning } from '../reconcile/diagnose.js';
 import { scanProcs, type ProcRecord } from '../sources/procs.js';
+import { placeOf } from '../world/mountinfo.js';
 import type { LifecycleState, SessionInfo } from '../world/logind.js';
 import { groupReliants, type Reliant } from '../world/reliance.js';
 import { parseNetUnix, rundirUidOf } from '../world/procfs.js';
@@ -67,7 +68,7 @@ export class Diagnostics {
   private stopped = false;
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Last scan's numbers, for status and the benchmark. */
-  lastScan: { scanned: number; unreadable: number; ms: number; at: string } | null = null;
+  lastScan: { scanned: number; unreadable: number; otherWorld: number; ms: number; at: string } | null = null;
 
   /** The daemon's own PID as this proc root sees it (none in a fixture tree, whose PIDs are made up). */
   private readonly skipPid: number | undefined;
@@ -178,14 +179,19 @@ export class Diagnostics {
     });
   }
 
+  /** Where the runtime root lives in rundird's own world (its superblock and path), for telling a container's processes apart. */
+  private runtimeRootPlace(): string | null {
+    return placeOf(this.host.mounts().top, this.host.runtimeRoot());
+  }
+
   private async fullScan(): Promise<void> {
     try {
-      const r = await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), skipPid: this.skipPid });
+      const r = await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), skipPid: this.skipPid, runtimeRootPlace: this.runtimeRootPlace() });
       this.procs = new Map(r.procs.map((p) => [p.pid, p]));
       if (this.opts.observeOnly) this.addUnattributedSockets();
       this.lastFullScan = Date.now();
-      this.lastScan = { scanned: r.scanned, unreadable: r.unreadable, ms: Math.round(r.ms * 10) / 10, at: new Date().toISOString() };
-      this.log.debug({ scanned: r.scanned, reliant: r.procs.length, unreadable: r.unreadable, ms: r.ms }, 'process scan');
+      this.lastScan = { scanned: r.scanned, unreadable: r.unreadable, otherWorld: r.otherWorld, ms: Math.round(r.ms * 10) / 10, at: new Date().toISOString() };
+      this.log.debug({ scanned: r.scanned, reliant: r.procs.length, unreadable: r.unreadable, other_world: r.otherWorld, ms: r.ms }, 'process scan');
     } catch (e) {
       logEvent(this.log, 'source-error', { source: 'proc', error: (e as Error).message }, `cannot scan ${this.opts.procRoot}: ${(e as Error).message}`);
     }
@@ -217,7 +223,7 @@ export class Diagnostics {
     const pids = await this.host.unitPids(unit);
     if (pids === null) return this.requestScan();
     try {
-      const r = pids.length ? await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), pids, skipPid: this.skipPid }) : { procs: [] };
+      const r = pids.length ? await scanProcs({ procRoot: this.opts.procRoot, runtimeRoot: this.host.runtimeRoot(), pids, skipPid: this.skipPid, runtimeRootPlace: this.runtimeRootPlace() }) : { procs: [] };
       for (const [pid, p] of this.procs) if (p.cgroup?.unit === unit || pids.includes(pid)) this.procs.delete(pid);
       for (const p of r.procs) this.procs.set(p.pid, p);
     } catch (e) {

@@ -3,6 +3,7 @@
 // kept, so memory follows the reliant processes, not the process count. Runs on demand only.
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseMountInfo, placeOf, topMounts } from '../world/mountinfo.js';
 import { parseCgroup, parseEnviron, parseFdTarget, parseNetUnix, parseStatus, rundirUidOf, snapInstanceOf, type CgroupInfo } from '../world/procfs.js';
 
 export interface ProcRecord {
@@ -29,6 +30,12 @@ export interface ScanResult {
   scanned: number;
   /** Processes whose environment or fds could not be read (permissions, gone meanwhile). */
   unreadable: number;
+  /**
+   * Processes of another world (a container): their mount namespace sees another directory at
+   * the runtime root, so their XDG_RUNTIME_DIR, files and sockets name paths of theirs, not the
+   * host's. Left out of everything, counted here.
+   */
+  otherWorld: number;
   ms: number;
 }
 
@@ -41,6 +48,11 @@ export interface ScanOptions {
   skipPid?: number;
   /** fds read per process at most: a process with 100k fds must not stall the daemon. */
   maxFds?: number;
+  /**
+   * Where the runtime root lives as rundird's own mount table says (mountinfo.ts placeOf): a
+   * process whose mount namespace places it elsewhere is another world's. Absent: not compared.
+   */
+  runtimeRootPlace?: string | null;
 }
 
 /** The scan yields to the event loop after this much work: synchronous reads of /proc are ~10×
@@ -89,8 +101,27 @@ interface Slicer {
 /** fd links read between two looks at the clock. */
 const FDS_PER_CHECK = 32;
 
-async function readOne(o: ScanOptions, pid: number, slices: Slicer): Promise<{ raw: Raw | null; unreadable: boolean }> {
+/**
+ * Whether a process sees the runtime root rundird sees. Its mount namespace first (the same
+ * as one already judged: the same answer); then the place of the runtime root in its own mount
+ * table (/proc/PID/mountinfo: text from the kernel, no filesystem of the container is entered).
+ * Where either cannot be read, it is taken as the host's, as before.
+ */
+function sameWorld(o: ScanOptions, dir: string, worlds: Map<string, boolean>): boolean {
+  if (!o.runtimeRootPlace) return true;
+  const ns = link(join(dir, 'ns', 'mnt'));
+  if (ns === null) return true;
+  const known = worlds.get(ns);
+  if (known !== undefined) return known;
+  const text = readText(join(dir, 'mountinfo'));
+  const same = text === null ? true : placeOf(topMounts(parseMountInfo(text)), o.runtimeRoot) === o.runtimeRootPlace;
+  worlds.set(ns, same);
+  return same;
+}
+
+async function readOne(o: ScanOptions, pid: number, slices: Slicer, worlds: Map<string, boolean>): Promise<{ raw: Raw | null; unreadable: boolean; otherWorld?: boolean }> {
   const dir = join(o.procRoot, String(pid));
+  if (!slices.quiet(() => sameWorld(o, dir, worlds))) return { raw: null, unreadable: false, otherWorld: true };
   const first = slices.quiet(() => readHead(o, dir, pid));
   if (first === null) return { raw: null, unreadable: false }; // gone, or not a process
   const { rec, fds, under } = first;
@@ -182,6 +213,9 @@ export async function scanProcs(o: ScanOptions): Promise<ScanResult> {
   const pids = (o.pids ?? allPids(o.procRoot)).filter((p) => p !== o.skipPid);
   const raws: Raw[] = [];
   let unreadable = 0;
+  let otherWorld = 0;
+  // Mount namespace → whether it sees rundird's runtime root: each judged once a scan.
+  const worlds = new Map<string, boolean>();
   let slice = performance.now();
   const slices: Slicer = {
     due: () => performance.now() - slice >= SLICE_MS,
@@ -201,8 +235,9 @@ export async function scanProcs(o: ScanOptions): Promise<ScanResult> {
   };
   for (let i = 0; i < pids.length; i++) {
     if (i > 0 && slices.due()) await slices.pause();
-    const g = await readOne(o, pids[i]!, slices);
+    const g = await readOne(o, pids[i]!, slices, worlds);
     if (g.unreadable) unreadable++;
+    if (g.otherWorld) otherWorld++;
     if (g.raw) raws.push(g.raw);
   }
   // Socket tables are per network namespace: one read for each namespace that holds sockets.
@@ -229,5 +264,5 @@ export async function scanProcs(o: ScanOptions): Promise<ScanResult> {
     }
     if (r.relevant || r.rec.sockets.length > 0) procs.push(r.rec);
   }
-  return { procs, scanned: pids.length, unreadable, ms: performance.now() - t0 };
+  return { procs, scanned: pids.length, unreadable, otherWorld, ms: performance.now() - t0 };
 }

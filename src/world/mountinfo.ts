@@ -89,3 +89,21 @@ export function topMounts(table: MountTable): Map<string, Mount> {
   }
   return top;
 }
+
+/**
+ * Where `path` lives, as a mount table sees it: the superblock (its device numbers) and the path
+ * within it. Two processes whose tables give the same place for the runtime root see the same
+ * directory, whatever their mount namespaces (a sandboxed service gets copies of the host's
+ * mounts, with the same superblocks); a container's own /run/user is another superblock, or
+ * another path in one. Null when the table has no mount above the path.
+ */
+export function placeOf(top: ReadonlyMap<string, Mount>, path: string): string | null {
+  for (let p = path; ; p = p.slice(0, Math.max(1, p.lastIndexOf('/')))) {
+    const m = top.get(p);
+    if (m) {
+      const rest = path.slice(p === '/' ? 0 : p.length);
+      return `${m.majorMinor} ${(m.root === '/' ? '' : m.root) + rest || '/'}`;
+    }
+    if (p === '/') return null;
+  }
+}

@@ -14,6 +14,9 @@ export interface FakeProc {
   /** fd number → link target (`socket:[N]`, a path, `pipe:[N]`). */
   fds?: Record<number, string>;
   netns?: string;
+  /** Its mount namespace (`mnt:[N]`), and that namespace's mount table (absent: unreadable). */
+  mntns?: string;
+  mountinfo?: string;
 }
 
 export class ProcFixture {
@@ -34,6 +37,8 @@ export class ProcFixture {
     symlinkSync(p.cwd ?? '/', join(dir, 'cwd'));
     for (const [fd, target] of Object.entries(p.fds ?? {})) symlinkSync(target, join(dir, 'fd', fd));
     symlinkSync(p.netns ?? 'net:[4026531840]', join(dir, 'ns/net'));
+    symlinkSync(p.mntns ?? 'mnt:[4026531841]', join(dir, 'ns/mnt'));
+    if (p.mountinfo !== undefined) writeFileSync(join(dir, 'mountinfo'), p.mountinfo);
   }
 
   /** A socket table row for the namespace every fixture process is in. */

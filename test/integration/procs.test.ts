@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EVENTS } from '../../src/journal/events.js';
 import { scanProcs } from '../../src/sources/procs.js';
+import { parseMountInfo, placeOf, topMounts } from '../../src/world/mountinfo.js';
 import { JournalReceiver } from '../helpers/journal.js';
 import { ProcFixture } from '../helpers/procfs.js';
 import { runCtl } from '../helpers/ctl.js';
@@ -34,6 +35,27 @@ afterEach(async () => {
 const ctl = (args: string[]) => runCtl(['--api-socket', join(sb.base, 'api.sock'), ...args]);
 
 describe('who relies on which rundir, from a fixture proc tree', () => {
+  it("leaves out another container's processes: a mount namespace whose runtime root is another directory", async () => {
+    const root = sb.runtimeRoot;
+    const rd = sb.rundir(USER);
+    // rundird's own table: the runtime root on a tmpfs (0:55); a container's own: on another (0:99).
+    const line = (id: number, dev: string, mp: string, fs = 'tmpfs') => `${id} 1 ${dev} / ${mp} rw,nosuid shared:${id} - ${fs} ${fs} rw\n`;
+    const host = line(30, '8:1', '/', 'ext4') + line(40, '0:55', root);
+    const sandboxed = line(130, '8:1', '/', 'ext4') + line(140, '0:55', root); // copies: other ids, same superblocks
+    const container = line(230, '0:98', '/', 'overlay') + line(240, '0:99', root);
+    fx.add({ pid: 100, cgroup: '/system.slice/kiosk.service', env: { XDG_RUNTIME_DIR: rd }, mntns: 'mnt:[1]', mountinfo: host });
+    fx.add({ pid: 110, cgroup: '/system.slice/sandboxed.service', env: { XDG_RUNTIME_DIR: rd }, mntns: 'mnt:[2]', mountinfo: sandboxed });
+    fx.add({ pid: 200, cgroup: '/init.scope', env: { XDG_RUNTIME_DIR: rd }, mntns: 'mnt:[3]', mountinfo: container, fds: { 3: `${rd}/bus` } });
+    fx.add({ pid: 210, cgroup: '/system.slice/e2e-kiosk.service', env: { XDG_RUNTIME_DIR: `${rd}/snap.kiosk` }, mntns: 'mnt:[3]', mountinfo: container });
+    fx.add({ pid: 300, cgroup: '/system.slice/old.service', env: { XDG_RUNTIME_DIR: rd }, mntns: 'mnt:[4]' }); // its table unreadable: taken as the host's
+    const place = placeOf(topMounts(parseMountInfo(host)), root);
+    const r = await scanProcs({ procRoot: fxBase, runtimeRoot: root, runtimeRootPlace: place });
+    expect(r.procs.map((p) => p.pid).sort()).toEqual([100, 110, 300]);
+    expect(r.otherWorld).toBe(2);
+    // Without a place to compare with (an older caller), nobody is left out.
+    expect((await scanProcs({ procRoot: fxBase, runtimeRoot: root })).procs.map((p) => p.pid).sort()).toEqual([100, 110, 200, 210, 300]);
+  });
+
   it('tells sessions, user managers and system services apart, reads sockets by inode, skips kernel threads', async () => {
     const rd = sb.rundir(USER);
     fx.add({ pid: 100, cgroup: `/user.slice/user-${USER}.slice/session-3.scope`, env: { XDG_RUNTIME_DIR: rd } });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConnections } from '../../src/world/snapd.js';
 import { flockHolder } from '../../src/world/procfs.js';
-import { parseMountInfo, parseMountInfoLine, topMounts, unescapeMountPath } from '../../src/world/mountinfo.js';
+import { parseMountInfo, parseMountInfoLine, placeOf, topMounts, unescapeMountPath } from '../../src/world/mountinfo.js';
 import { fsTypeAt } from '../../src/world/read.js';
 import { globToRegExp, instanceOfPrivateDir, parseInstanceName } from '../../src/world/instances.js';
 import { Inventory } from '../../src/world/snaps.js';
@@ -189,5 +189,23 @@ describe('/proc/locks', () => {
     expect(flockHolder(text, 0xfd, 1, 5678)).toBe(55);
     expect(flockHolder(text, 0, 0x1c, 1234)).toBeNull(); // a POSIX lock is not rundird's
     expect(flockHolder('garbage\n\n', 0, 0x1a, 5678)).toBeNull();
+  });
+});
+
+describe('where the runtime root lives', () => {
+  const line = (id: number, dev: string, root: string, mp: string) => `${id} 1 ${dev} ${root} ${mp} rw shared:1 - tmpfs tmpfs rw\n`;
+  it('is the superblock and the path in it, the same through a copy or a bind mount of it', () => {
+    const own = topMounts(parseMountInfo(line(30, '8:1', '/', '/') + line(40, '0:55', '/', '/run/user')));
+    expect(placeOf(own, '/run/user')).toBe('0:55 /');
+    expect(placeOf(own, '/run/user/1000')).toBe('0:55 /1000');
+    // A container that bind-mounts the host's /run/user sees the same directory.
+    const bound = topMounts(parseMountInfo(line(90, '0:77', '/', '/') + line(91, '0:55', '/', '/run/user')));
+    expect(placeOf(bound, '/run/user')).toBe(placeOf(own, '/run/user'));
+    // One that bind-mounts a subdirectory of it there sees another.
+    const sub = topMounts(parseMountInfo(line(90, '0:77', '/', '/') + line(91, '0:55', '/1000', '/run/user')));
+    expect(placeOf(sub, '/run/user')).toBe('0:55 /1000');
+    // No tmpfs there: the root filesystem's path.
+    expect(placeOf(topMounts(parseMountInfo(line(30, '8:1', '/', '/'))), '/run/user')).toBe('8:1 /run/user');
+    expect(placeOf(new Map(), '/run/user')).toBeNull();
   });
 });
