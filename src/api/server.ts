@@ -2,7 +2,7 @@
 // may open. Bounded everywhere: request time, header size, no bodies, answer size, connections.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { listenApiSocket } from '../effects/apiSocket.js';
+import { listenApiSocket, listenInheritedSocket } from '../effects/apiSocket.js';
 export { rootApiSocket } from './paths.js';
 
 export const API_VERSION = 'v1';
@@ -100,7 +100,8 @@ export const MAX_CONNECTIONS = 64;
 export const ROOT_CONNECTIONS = 16;
 
 /** Listens on `path` (prepared by the caller) with mode 0600, or 0660 and group `gid`. */
-export async function startApi(path: string, gid: number | null, h: ApiHandlers, onError: (e: Error) => void, maxConnections = MAX_CONNECTIONS): Promise<Server> {
+/** Serves the API at `path`, bound here, or on `inheritedFd`, the socket systemd made there (socket activation). */
+export async function startApi(path: string, gid: number | null, h: ApiHandlers, onError: (e: Error) => void, maxConnections = MAX_CONNECTIONS, inheritedFd: number | null = null): Promise<Server> {
   // A socket only root can open (no api-group, or root's own beside it) may ask for linger.
   const rootOnly = gid === null;
   // Node's own check of those timeouts runs every connectionsCheckingInterval (30 s), connected
@@ -143,7 +144,8 @@ export async function startApi(path: string, gid: number | null, h: ApiHandlers,
   });
   server.maxConnections = maxConnections;
   server.on('clientError', (_e, sock) => sock.destroy());
-  await listenApiSocket(server, path, gid);
+  if (inheritedFd !== null) await listenInheritedSocket(server, inheritedFd, path, gid);
+  else await listenApiSocket(server, path, gid);
   server.on('error', onError);
   return server;
 }

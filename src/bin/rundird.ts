@@ -16,6 +16,7 @@ import { EXIT, USAGE, UsageError, parseCli, type Cli } from '../daemon/cli.js';
 import { createLogger, logEvent, type Log } from '../journal/logger.js';
 import { codeCacheHandle } from '../daemon/codeCacheHandle.js';
 import { createNotifier } from '../daemon/notify.js';
+import { takeListenFds } from '../daemon/listenFds.js';
 import { systemBusAddress } from '../sources/dbus/bus.js';
 import { VERSION } from '../version.js';
 
@@ -143,14 +144,18 @@ async function main(): Promise<void> {
   }
   let api: Server | null = null;
   let apiIno = -1;
+  // Socket activation (rundird.socket): systemd made the API socket and passes it; rundird then
+  // neither makes nor removes it. Without systemd, rundird makes its own.
+  const inherited = takeListenFds(process.env, process.pid).byName.get('api') ?? null;
   let rootApi: Server | null = null;
   let rootApiIno = -1;
   try {
     const gid = cfg.apiGroup === null ? null : groupId(cfg.apiGroup);
     if (cfg.apiGroup !== null && gid === null) throw new ApiSocketError(`api-group "${cfg.apiGroup}": no such group`);
-    await prepareApiSocket(cfg.apiSocket);
-    api = await startApi(cfg.apiSocket, gid, handlersFor(daemon), (e) => log.error({ err: e.message }, `status API: ${e.message}`));
-    apiIno = lstatSync(cfg.apiSocket).ino;
+    if (inherited === null) await prepareApiSocket(cfg.apiSocket);
+    api = await startApi(cfg.apiSocket, gid, handlersFor(daemon), (e) => log.error({ err: e.message }, `status API: ${e.message}`), undefined, inherited);
+    // systemd's socket is systemd's to remove (-1: never ours).
+    apiIno = inherited === null ? lstatSync(cfg.apiSocket).ino : -1;
     if (gid !== null) {
       const rootPath = rootApiSocket(cfg.apiSocket);
       await prepareApiSocket(rootPath);
@@ -169,7 +174,7 @@ async function main(): Promise<void> {
   logEvent(
     log,
     'daemon-started',
-    { version: VERSION, mode: daemon.mode, code_cache: codeCacheHandle()?.state, observe_only: cli.observeOnly || undefined, log_target: target, api_socket: api ? cfg.apiSocket : undefined, proc_root: cfg.procRoot, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
+    { version: VERSION, mode: daemon.mode, code_cache: codeCacheHandle()?.state, observe_only: cli.observeOnly || undefined, log_target: target, api_socket: api ? cfg.apiSocket : undefined, api_socket_from_systemd: inherited !== null || undefined, proc_root: cfg.procRoot, runtime_root: cfg.runtimeRoot, snap_root: cfg.snapRoot, mountinfo: cfg.mountinfo, rundirs: st.length, instances: daemon.instances().present.length },
     `rundird ${VERSION} running in ${daemon.mode} mode${cli.observeOnly ? ', observe-only (writes nothing)' : ''} (${daemon.mode === 'logind' ? 'logind and systemd over D-Bus, inotify and the mount table' : cli.noLogind ? 'inotify and the mount table; D-Bus not used (--no-logind)' : 'inotify and the mount table; no logind on the bus, switching when it appears'}): ${st.length} rundirs under ${cfg.runtimeRoot}, ${daemon.instances().present.length} snap instances`,
   );
   daemon.startDiagnosis();

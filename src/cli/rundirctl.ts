@@ -17,7 +17,8 @@ Commands:
   doctor [UID]    a fresh look at who relies on which rundir: the diagnosis and the fix
   wait UID [--socket NAME] [--timeout SECONDS]
                   returns as soon as /run/user/UID is live (and NAME in it accepts a
-                  connection); exit 1 at the timeout (default 90 s), saying what it waited for
+                  connection); exit 1 at the timeout (default 90 s), saying what it waited for;
+                  a daemon not running yet is tried again until then
   rescue UID --linger
                   (root) asks logind to keep /run/user/UID for good, as the linger policy does
 
@@ -68,7 +69,7 @@ export function get(socketPath: string, path: string, timeoutMs: number, method 
     req.on('error', (e: NodeJS.ErrnoException) => {
       if (e instanceof CtlError) return reject(e);
       if (e.code === 'EACCES' || e.code === 'EPERM') reject(new CtlError(CTL_EXIT.NO_PERMISSION, `${socketPath}: permission denied (the API is for root and the configured api-group)`));
-      else reject(new CtlError(CTL_EXIT.UNREACHABLE, `cannot reach rundird at ${socketPath}: ${e.code ?? e.message} (is rundird running? systemctl status rundird)`));
+      else reject(Object.assign(new CtlError(CTL_EXIT.UNREACHABLE, `cannot reach rundird at ${socketPath}: ${e.code ?? e.message} (is rundird running? systemctl status rundird)`), { notThere: e.code === 'ENOENT' || e.code === 'ECONNREFUSED' }));
     });
     req.end();
   });
@@ -238,7 +239,21 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       const q = new URLSearchParams({ timeout: String(timeout) });
       if (values.socket !== undefined) q.set('socket', values.socket);
       // The daemon answers when it is so (or at the timeout); a little longer for the answer itself.
-      const r = await get(sock, `/v1/rundirs/${uid}/wait?${q}`, timeout * 1000 + 5000);
+      // A daemon not there yet (at boot, a kiosk may start first) is tried again until the
+      // timeout: the wait is for the daemon too.
+      const deadline = Date.now() + timeout * 1000;
+      let r: { status: number; body: unknown };
+      for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+        try {
+          const left = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+          q.set('timeout', String(left));
+          r = await get(sock, `/v1/rundirs/${uid}/wait?${q}`, left * 1000 + 5000);
+          break;
+        } catch (e) {
+          if (!(e as { notThere?: boolean }).notThere || Date.now() + pause >= deadline) throw e;
+          await new Promise((res) => setTimeout(res, pause));
+        }
+      }
       if (r.status !== 200) throw new CtlError(r.status === 400 ? CTL_EXIT.USAGE : CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}: ${(r.body as Obj)?.error ?? ''}`);
       const b = r.body as Obj;
       if (values.json) return { code: b.ready ? CTL_EXIT.HEALTHY : CTL_EXIT.WARNINGS, out: json(b) };

@@ -1,7 +1,7 @@
 // The status API's socket path: its directory made if missing (0755, as RuntimeDirectory= would),
 // a stale socket of an earlier run removed, and nothing else ever replaced: a file, a directory
 // or a live socket (another rundird) at the path is an error, not something to delete.
-import { lchownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lchownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
@@ -51,6 +51,26 @@ export async function listenApiSocket(server: Server, path: string, gid: number 
     process.umask(old);
   }
   if (gid !== null) lchownSync(path, process.geteuid?.() ?? 0, gid);
+}
+
+/**
+ * The socket systemd made and passed (rundird.socket): served as it is; with an api-group, the
+ * socket file (in root's own /run/rundird, checked to be a socket, never followed) is given that
+ * group and 0660, as api-group asks.
+ */
+export async function listenInheritedSocket(server: Server, fd: number, path: string, gid: number | null): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  if (gid === null) return;
+  const st = lstatSync(path);
+  if (!st.isSocket()) throw new ApiSocketError(`${path} is not the socket systemd passed`);
+  lchownSync(path, st.uid, gid);
+  chmodSync(path, 0o660);
 }
 
 /** Removes the socket at stop, only if it is still the one this process bound (same inode). */

@@ -346,4 +346,26 @@ ExecStart=${process.execPath} -e "require('net').createServer().listen(process.e
     const closing = journal(`-u rundird RUNDIRD_EVENT=rundir-state RUNDIR_UID=${UID} STATE=closing`).pop()!;
     expect(closing.MESSAGE).toContain('removal due in 10 s (UserStopDelaySec)');
   }, 60_000);
+
+  it('rundird.socket: a client ordered after it, started while rundird is down, gets its answer once the connection has started rundird', async () => {
+    expect(c.exec('systemctl is-enabled rundird.socket').trim()).toBe('enabled');
+    expect(c.exec('systemctl is-active rundird.socket').trim()).toBe('active');
+    login();
+    await c.waitUntil(privateDirsOk, 'private dirs');
+    c.exec('systemctl stop rundird.service');
+    expect(c.exec('systemctl is-active rundird.service || true').trim()).not.toBe('active');
+    // The documented drop-in's shape (docs/kiosk.md): ordered after the socket, not the service.
+    const unit = ['[Unit]', 'Description=e2e client of rundird, ordered after its socket', 'After=rundird.socket', 'Wants=rundird.socket', '[Service]', 'Type=oneshot', 'RemainAfterExit=yes', `ExecStartPre=/usr/bin/rundirctl wait ${UID} --timeout 60`, 'ExecStart=/bin/true', ''].join('\n');
+    c.exec(`printf '%s' '${unit}' > /etc/systemd/system/e2e-client.service && systemctl daemon-reload`);
+    // Blocks until the oneshot is done: its wait connects, the connection starts rundird, rundird answers.
+    c.exec('systemctl start e2e-client.service', 120_000);
+    expect(c.exec('systemctl show -p Result --value e2e-client.service').trim()).toBe('success');
+    expect(c.exec('systemctl is-active rundird.service').trim()).toBe('active');
+    const started = journal('-u rundird RUNDIRD_EVENT=daemon-started').pop()!;
+    expect(started.API_SOCKET_FROM_SYSTEMD).toBe('true');
+    // The socket stays systemd's across a restart of the service.
+    c.exec('systemctl restart rundird.service');
+    await c.waitUntil('rundirctl status >/dev/null', 'rundird answering after a restart');
+    logout();
+  }, 180_000);
 });

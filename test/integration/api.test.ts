@@ -6,7 +6,7 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCtl } from '../helpers/ctl.js';
-import { DaemonProcess, GROUP, Sandbox, rootOnly, waitFor, IS_ROOT } from '../helpers/sandbox.js';
+import { DaemonProcess, GROUP, Sandbox, USER, hasCommand, rootOnly, waitFor, IS_ROOT } from '../helpers/sandbox.js';
 
 let sb: Sandbox;
 let d: DaemonProcess | null = null;
@@ -153,6 +153,33 @@ describe('rundirctl exit codes', () => {
     const r = await ctl(['--api-socket', sock(), 'status'], 65534);
     expect(r.code).toBe(77);
     expect(r.err).toContain('permission denied');
+  });
+
+  it('wait, started before the daemon (as a kiosk may be at boot), retries until it is there and the rundir is live', async () => {
+    sb.addSnap('kiosk');
+    // No daemon yet: its first connect fails (ENOENT); before, that was exit 69 at once.
+    const waiting = ctl(['--api-socket', sock(), 'wait', String(USER), '--timeout', '30']);
+    sb.makeRundir();
+    d = await start();
+    expect(await waiting).toMatchObject({ code: 0 });
+    // With nothing ever there, it gives up at its timeout, still saying the daemon is unreachable.
+    const gone = await ctl(['--api-socket', join(sb.base, 'nothing.sock'), 'wait', String(USER), '--timeout', '1']);
+    expect(gone.code).toBe(69);
+  });
+
+  it.skipIf(!hasCommand('systemd-socket-activate'))('takes the API socket systemd passes (socket activation): started by the first client, which it then answers; never removes it (needs systemd-socket-activate)', async () => {
+    // systemd-socket-activate listens at the path, and starts the daemon on the first connection with LISTEN_FDS.
+    d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot, '--api-socket', sock()], {}, ['systemd-socket-activate', '-l', sock(), '--fdname=api']);
+    await waitFor(() => lstatSync(sock(), { throwIfNoEntry: false })?.isSocket() === true, 'the socket made by systemd-socket-activate');
+    const ino = lstatSync(sock()).ino;
+    expect(d.lines).toEqual([]); // nothing started yet
+    const s = await ctl(['--api-socket', sock(), 'status']);
+    expect(s.code, s.err).toBe(0);
+    expect(s.out).toContain('inotify mode');
+    expect((await d.waitForEvent('daemon-started')).api_socket_from_systemd).toBe(true);
+    expect(await d.stop()).toBe(0);
+    // The socket is its maker's: still there, the same one.
+    expect(lstatSync(sock()).ino).toBe(ino);
   });
 
   it('70 when something else answers on the socket', async () => {
