@@ -89,6 +89,8 @@ export class Controller {
   private readonly disagreeing = new Map<number, number>();
   /** The key that proves rundird's temporary names (a random one until load() reads the kept one). */
   private tempKey: TempKey = { key: randomBytes(32), unkept: null };
+  /** Why the records could not be saved, while they cannot (said once per cause). */
+  private saveFailing: string | null = null;
   /** The last reason a watch could not be armed (said once, not once per directory). */
   private lastArmError: string | null = null;
 
@@ -416,9 +418,14 @@ export class Controller {
     try {
       writeStateFile(file, assemble(cfg.runtimeRoot, entries));
       this.storeDirty = false;
+      if (this.saveFailing !== null) this.host.sourceError('records', new Error(`${file} saved again`));
+      this.saveFailing = null;
     } catch (e) {
-      // The records stay in memory and are tried again at the next change.
-      this.host.sourceError('records', e as Error);
+      // The records stay in memory and are tried again at the next change; said once per cause
+      // (its errno), naming the file, not once per change.
+      const cause = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      if (cause !== this.saveFailing) this.host.sourceError('records', new Error(`${file} not saved: ${(e as Error).message}; kept in memory, saved at the next change that can be`));
+      this.saveFailing = cause;
     }
   }
 }

@@ -575,6 +575,6 @@ export class Daemon {
   }
 
   private sourceError(source: string, error: Error): void {
-    logEvent(this.log, 'source-error', { source, error: error.message }, `${source} watch: ${error.message}`);
+    logEvent(this.log, 'source-error', { source, error: error.message }, `${source}: ${error.message}`);
   }
 }

@@ -178,7 +178,7 @@ export function plan(input: PlanInput): Plan {
     if (created.has(name) || wanted.has(instance)) continue;
     const e = actual.entries.get(name) ?? null;
     if (e !== null) {
-      out.problems.push({ code: 'privdir-left', name, instance, detail: `snap ${instance} is gone; ${actual.path}/${name} was not made by rundird, left in place` });
+      out.problems.push({ code: 'privdir-left', name, instance, detail: `snap ${instance} is gone; ${actual.path}/${name} is not provably rundird's (no record of its making: another's, or made before records were lost), left in place` });
     }
   }
   return out;

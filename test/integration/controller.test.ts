@@ -384,4 +384,34 @@ describe('restarts of rundird', () => {
     expect(existsSync(sb.privateDir('kiosk'))).toBe(true);
     expect(existsSync(rd), "the rundir itself is left as it was").toBe(true);
   });
+
+  it.skipIf(!IS_ROOT)('records that cannot be saved (a read-only /run): said once, naming the file, no temporary file left; saved again when it can be (needs root: a read-only bind mount)', async () => {
+    sb.makeRundir();
+    // The records live beside the API socket: a directory of their own, made read-only below.
+    const dir = join(sb.base, 'run-rundird');
+    mkdirSync(dir);
+    d = await DaemonProcess.start(sb, ['--api-socket', join(dir, 'api.sock')]);
+    await waitFor(() => existsSync(sb.privateDir('kiosk')), 'the first rundir served');
+    execFileSync('mount', ['--bind', dir, dir]);
+    try {
+      execFileSync('mount', ['-o', 'remount,ro,bind', dir]);
+      // Three changes, each saved on its own (a save follows a change by 250 ms; changes closer
+      // together are saved once): three saves that fail.
+      for (const u of [USER + 1, USER + 2, USER + 3]) {
+        sb.makeRundir(u, GROUP);
+        await waitFor(() => existsSync(sb.privateDir('kiosk', u)), `rundir ${u} served`);
+        const t = Date.now();
+        await waitFor(() => Date.now() - t > 350, 'the save after it');
+      }
+      await d.waitForEvent('source-error', (l) => l.source === 'records');
+    } finally {
+      execFileSync('umount', [dir]);
+    }
+    sb.makeRundir(USER + 4, GROUP);
+    await d.waitForEvent('source-error', (l) => l.source === 'records' && String(l.msg).includes('saved again'));
+    const said = d.events('source-error').filter((l) => l.source === 'records');
+    expect(said.map((l) => String(l.msg).replace(/: EROFS.*/, ': EROFS'))).toEqual([expect.stringMatching(/^records: \/.*made-[0-9a-f]+\.json not saved: EROFS$/), expect.stringMatching(/saved again$/)]);
+    // No temporary file of the failed saves is left behind.
+    expect(readdirSync(dir).filter((n) => n.startsWith('.made-'))).toEqual([]);
+  });
 });
