@@ -4,7 +4,8 @@ import { CTL_EXIT, CtlError, runCtl } from '../cli/rundirctl.js';
 
 runCtl(process.argv.slice(2)).then(
   (r) => {
-    process.stdout.write(r.out + '\n');
+    // Nothing to say (wait's success) prints nothing, not an empty line.
+    if (r.out !== '') process.stdout.write(r.out + '\n');
     process.exitCode = r.code;
   },
   (e: unknown) => {

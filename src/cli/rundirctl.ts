@@ -24,12 +24,45 @@ Commands:
 
 Options:
   --api-socket PATH  the daemon's status API (default ${DEFAULT_API_SOCKET})
-  --json             print the daemon's JSON answer
-  --timeout SECONDS  how long to wait for the daemon (default 10)
-  --version, --help
+  --json[=short|pretty]
+                     print the daemon's JSON answer (pretty: indented, the default; short: one line)
+  --timeout SECONDS  the longest the command waits: for the daemon's answer (10), or, with
+                     wait, for what it waits for (90)
+  --version, --help  (rundirctl COMMAND --help, rundirctl help COMMAND: one command's help)
 
 Exit codes: 0 healthy, 1 warnings or problems found (timeline: nothing recorded),
 64 bad command line, 69 daemon unreachable, 70 bad answer, 77 no permission on the socket.`;
+
+/** "1 warning", "2 warnings". */
+export const count = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
+
+/** Each command's own help (rundirctl COMMAND --help, rundirctl help COMMAND). */
+const COMMAND_HELP: Record<string, string> = {
+  status: `Usage: rundirctl status [--json[=short|pretty]]
+
+Every rundir: its lifecycle state, the directory's status, linger, private dirs, the services
+outside login sessions that rely on it, and the warnings in force. Exit 1 when any.`,
+  timeline: `Usage: rundirctl timeline UID [--json[=short|pretty]]
+
+What happened to /run/user/UID since rundird started, when, and caused by what (sessions,
+logind jobs, mounts, states, warnings). Exit 1 when nothing was recorded.`,
+  doctor: `Usage: rundirctl doctor [UID] [--json[=short|pretty]]
+
+A fresh look at who relies on which rundir (all of them, or UID's): each warning in plain words
+and its fix, and what rundird left alone and why. Exit 1 when anything needs a fix.`,
+  wait: `Usage: rundirctl wait UID [--socket NAME] [--timeout SECONDS]
+
+Returns 0 as soon as /run/user/UID is live and, with --socket, NAME in it (relative to the
+rundir) is a socket that accepts a connection. Exit 1 at the timeout (90 s), saying what it was
+still waiting for. A daemon not running yet is tried again until then. For ExecStartPre= of
+kiosk clients, ordered After=rundird.socket (docs/kiosk.md).`,
+  rescue: `Usage: rundirctl rescue UID --linger
+
+(root) Asks logind to keep /run/user/UID for good (linger), as the linger rescue policy does.`,
+};
+
+/** A usage error: one line, and where to read more. */
+const usage = (msg: string, cmd?: string) => new CtlError(CTL_EXIT.USAGE, `${msg}\nTry 'rundirctl ${cmd && COMMAND_HELP[cmd] ? `${cmd} ` : ''}--help'.`);
 
 export class CtlError extends Error {
   constructor(
@@ -108,10 +141,10 @@ export function formatStatus(s: Obj, color = false): string {
     return t;
   };
   out.push(s.rundirs.length ? table(rows, paint) : `no rundirs under ${s.runtimeRoot}`);
-  if (s.rundirsLeftOut) out.push(`… and ${s.rundirsLeftOut} more rundirs not listed (rundirctl doctor UID asks for one)`);
+  if (s.rundirsLeftOut) out.push(`… and ${count(s.rundirsLeftOut, 'more rundir', 'more rundirs')} not listed (rundirctl doctor UID asks for one)`);
   const w = (s.warnings as Obj[]).length;
   const problems = (s.rundirs as Obj[]).reduce((n, r) => n + r.problems.length + (r.problemsLeftOut ?? 0), 0);
-  out.push('', w || problems ? c('red', `${w} warnings, ${problems} problems: run rundirctl doctor`) : c('green', 'no warnings'));
+  out.push('', w || problems ? c('red', `${count(w, 'warning')}, ${count(problems, 'problem')}: run rundirctl doctor`) : c('green', 'no warnings'));
   return out.join('\n');
 }
 
@@ -143,8 +176,8 @@ export function formatDoctor(d: Obj, color = false): string {
   if (d.warnings.length === 0) {
     out.push(c('green', `✓ ${scope}: no problems found (${d.mode} mode).`));
     const list = outside.map((r: Obj) => `${r.label} → UID ${r.uid}`).join(', ');
-    if (outside.length && d.mode === 'logind') out.push(`  ${outside.length} services outside login sessions rely on a rundir that logind keeps for them (linger): ${list}`);
-    else if (outside.length) out.push(`  ${outside.length} services outside login sessions rely on a rundir: ${list}. Without logind rundird cannot tell whether it will be kept.`);
+    if (outside.length && d.mode === 'logind') out.push(`  ${count(outside.length, 'service')} outside login sessions ${outside.length === 1 ? 'relies' : 'rely'} on a rundir that logind keeps for them (linger): ${list}`);
+    else if (outside.length) out.push(`  ${count(outside.length, 'service')} outside login sessions ${outside.length === 1 ? 'relies' : 'rely'} on a rundir: ${list}. Without logind rundird cannot tell whether it will be kept.`);
   }
   if (inside.length) out.push(`  ${inside.length} units inside login sessions use their own rundir (fine).`);
   // What rundird saw and left alone (a rundir it will not enter, a private dir of another
@@ -156,7 +189,7 @@ export function formatDoctor(d: Obj, color = false): string {
     const more = r.problems.length - DOCTOR_PROBLEMS + (r.problemsLeftOut ?? 0);
     if (more > 0) out.push(`    … and ${more} more (rundirctl status --json)`);
   }
-  if (odd.length > DOCTOR_PROBLEM_RUNDIRS) out.push(`  … and ${odd.length - DOCTOR_PROBLEM_RUNDIRS} more rundirs with things left alone (rundirctl status).`);
+  if (odd.length > DOCTOR_PROBLEM_RUNDIRS) out.push(`  … and ${count(odd.length - DOCTOR_PROBLEM_RUNDIRS, 'more rundir', 'more rundirs')} with things left alone (rundirctl status).`);
   for (const r of (d.rundirs as Obj[]).filter((x) => x.rescue?.length)) out.push(`  Kiosk rescue for UID ${r.uid}: ${r.rescue.join(', ')} (what it did: rundirctl timeline ${r.uid}).`);
   if (d.lastScan) {
     const other = d.lastScan.otherWorld ? `; ${d.lastScan.otherWorld} left out as another container's (their mount namespace has another runtime root)` : '';
@@ -187,34 +220,46 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
-      args: argv,
+      // --json takes an optional value as systemd's tools do (--json=short, --json=pretty): only
+      // after '=', so that `--json status` stays a flag and a command.
+      args: argv.flatMap((a) => (a.startsWith('--json=') ? ['--json', `--json-format=${a.slice(7)}`] : [a])),
       allowPositionals: true,
-      options: { 'api-socket': { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' }, socket: { type: 'string' }, linger: { type: 'boolean' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { 'api-socket': { type: 'string' }, json: { type: 'boolean' }, 'json-format': { type: 'string' }, timeout: { type: 'string' }, socket: { type: 'string' }, linger: { type: 'boolean' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (e) {
-    throw new CtlError(CTL_EXIT.USAGE, `${(e as Error).message}\n\n${CTL_USAGE}`);
+    const m = (e as Error).message.split('\n')[0]!;
+    if (/'-o'/.test(m)) throw usage(`-o is not an option of rundirctl; for JSON say --json (or --json=short, --json=pretty)`);
+    throw usage(m.replace(/\. To specify a positional argument.*$/, ''));
   }
-  if (values.help) return { code: 0, out: CTL_USAGE };
+  const cmd0 = positionals[0];
+  if (values.help || cmd0 === 'help') {
+    const which = cmd0 === 'help' ? positionals[1] : cmd0;
+    if (which !== undefined && cmd0 === 'help' && !COMMAND_HELP[which]) throw usage(`help: no command "${which}"`);
+    return { code: 0, out: (which && COMMAND_HELP[which]) || CTL_USAGE };
+  }
   if (values.version || positionals[0] === 'version') return { code: 0, out: `rundirctl ${VERSION}` };
+  const format = values['json-format'];
+  if (format !== undefined && format !== 'short' && format !== 'pretty') throw usage(`--json: expected short or pretty, got "${format}"`);
+  const jsonMode = values.json ? (format ?? 'pretty') : null;
   const sock = pickSocket(values['api-socket'] ?? DEFAULT_API_SOCKET);
   const timeout = values.timeout === undefined ? (positionals[0] === 'wait' ? 90 : 10) : Number(values.timeout);
-  if (!(timeout > 0)) throw new CtlError(CTL_EXIT.USAGE, `--timeout: expected seconds, got "${values.timeout}"`);
+  if (!(timeout > 0)) throw usage(`--timeout: expected seconds, got "${values.timeout}"`, positionals[0]);
   const [cmd, arg, ...rest] = positionals;
   const uidArg = (required: boolean): string | null => {
     if (arg === undefined) {
-      if (required) throw new CtlError(CTL_EXIT.USAGE, `${cmd}: which UID?\n\n${CTL_USAGE}`);
+      if (required) throw usage(`${cmd}: which UID?`, cmd);
       return null;
     }
-    if (!/^(0|[1-9][0-9]{0,9})$/.test(arg)) throw new CtlError(CTL_EXIT.USAGE, `${cmd}: "${arg}" is not a UID`);
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(arg)) throw usage(`${cmd}: "${arg}" is not a UID`, cmd);
     return arg;
   };
-  if (rest.length) throw new CtlError(CTL_EXIT.USAGE, `unexpected arguments: ${rest.join(' ')}\n\n${CTL_USAGE}`);
+  if (rest.length) throw usage(`unexpected arguments: ${rest.join(' ')}`, cmd);
   const ask = async (path: string, okStatuses = [200]) => {
     const r = await get(sock, path, timeout * 1000);
     if (!okStatuses.includes(r.status)) throw new CtlError(CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}: ${(r.body as Obj)?.error ?? ''}`);
     return r;
   };
-  const json = (b: unknown) => JSON.stringify(b, null, 2);
+  const json = (b: unknown) => (jsonMode === 'short' ? JSON.stringify(b) : JSON.stringify(b, null, 2));
   switch (cmd) {
     case 'status': {
       const { body } = await ask('/v1/status');
@@ -261,15 +306,15 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
     }
     case 'rescue': {
       const uid = uidArg(true)!;
-      if (!values.linger) throw new CtlError(CTL_EXIT.USAGE, `rescue: say what to do (--linger)\n\n${CTL_USAGE}`);
+      if (!values.linger) throw usage('rescue: say what to do (--linger)', 'rescue');
       const r = await get(sock, `/v1/rundirs/${uid}/linger`, timeout * 1000, 'POST');
       if (r.status === 403) throw new CtlError(CTL_EXIT.NO_PERMISSION, `rescue: ${(r.body as Obj)?.error ?? 'refused'}`);
       if (r.status !== 200) throw new CtlError(CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}: ${(r.body as Obj)?.error ?? ''}`);
       return { code: CTL_EXIT.HEALTHY, out: values.json ? json(r.body) : `logind keeps /run/user/${uid} for good now (linger)` };
     }
     case undefined:
-      throw new CtlError(CTL_EXIT.USAGE, CTL_USAGE);
+      throw usage('which command? status, timeline, doctor, wait or rescue');
     default:
-      throw new CtlError(CTL_EXIT.USAGE, `unknown command "${cmd}"\n\n${CTL_USAGE}`);
+      throw usage(`unknown command "${cmd}"`);
   }
 }

@@ -161,7 +161,13 @@ describe('rundirctl exit codes', () => {
     const waiting = ctl(['--api-socket', sock(), 'wait', String(USER), '--timeout', '30']);
     sb.makeRundir();
     d = await start();
-    expect(await waiting).toMatchObject({ code: 0 });
+    // Success says nothing (not even an empty line), as systemctl is-active -q would not.
+    expect(await waiting).toMatchObject({ code: 0, out: '', err: '' });
+    // --json=short: one line; --json (pretty): indented.
+    const short = await ctl(['--api-socket', sock(), '--json=short', 'status']);
+    expect(short.out.trimEnd().split('\n')).toHaveLength(1);
+    expect(JSON.parse(short.out).mode).toBe('inotify');
+    expect((await ctl(['--api-socket', sock(), '--json', 'status'])).out.split('\n').length).toBeGreaterThan(5);
     // With nothing ever there, it gives up at its timeout, still saying the daemon is unreachable.
     const gone = await ctl(['--api-socket', join(sb.base, 'nothing.sock'), 'wait', String(USER), '--timeout', '1']);
     expect(gone.code).toBe(69);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDoctor } from '../../src/cli/rundirctl.js';
+import { count, formatDoctor, runCtl, type CtlError } from '../../src/cli/rundirctl.js';
 
 describe('rundirctl doctor', () => {
   const rundir = (uid: number, problems: number, leftOut = 0) => ({
@@ -20,5 +20,50 @@ describe('rundirctl doctor', () => {
     expect(out).toContain('  … and 7 more rundirs with things left alone (rundirctl status).');
     // Nothing left alone: nothing said of it.
     expect(formatDoctor(doc([rundir(1001, 0)]))).not.toContain('left alone');
+  });
+});
+
+describe('rundirctl, in the shape of systemctl and loginctl', () => {
+  const err = async (argv: string[]) => {
+    try {
+      await runCtl(argv);
+    } catch (e) {
+      return { code: (e as CtlError).code, message: (e as Error).message };
+    }
+    return null;
+  };
+
+  it('a usage error is one line and a hint, never the whole help', async () => {
+    for (const argv of [['frobnicate'], ['status', '--bogus'], ['timeline'], ['timeline', 'root'], ['wait', '0', '--timeout', 'soon'], ['rescue', '0'], [], ['--json=yaml', 'status']]) {
+      const e = (await err(argv))!;
+      expect(e.code, argv.join(' ')).toBe(64);
+      expect(e.message.split('\n'), argv.join(' ')).toHaveLength(2);
+      expect(e.message).toMatch(/\nTry 'rundirctl (\w+ )?--help'\.$/);
+    }
+    // -o json, as journalctl takes it: said plainly.
+    expect((await err(['-o', 'json', 'status']))!.message).toContain('for JSON say --json');
+    // A command's own hint.
+    expect((await err(['wait']))!.message).toBe("wait: which UID?\nTry 'rundirctl wait --help'.");
+  });
+
+  it('takes --json, --json=short and --json=pretty; --json before a command stays a flag', async () => {
+    expect((await err(['--json', 'frobnicate']))!.message).toContain('unknown command "frobnicate"');
+    expect(await err(['--json=short', 'frobnicate'])).toMatchObject({ code: 64 });
+    expect(await err(['--json=pretty', '--api-socket', '/nonexistent/rundird.sock', 'status'])).toMatchObject({ code: 69 });
+  });
+
+  it('has help for each command: rundirctl COMMAND --help and rundirctl help COMMAND', async () => {
+    for (const c of ['status', 'timeline', 'doctor', 'wait', 'rescue']) {
+      const a = await runCtl([c, '--help']);
+      const b = await runCtl(['help', c]);
+      expect(a.out).toMatch(new RegExp(`^Usage: rundirctl ${c}\\b`));
+      expect(b.out).toBe(a.out);
+    }
+    expect((await runCtl(['help'])).out).toContain('Commands:');
+    expect((await err(['help', 'nope']))!.code).toBe(64);
+  });
+
+  it('counts in words: 1 warning, 2 warnings', () => {
+    expect([count(1, 'warning'), count(2, 'warning'), count(0, 'service'), count(1, 'more rundir', 'more rundirs')]).toEqual(['1 warning', '2 warnings', '0 services', '1 more rundir']);
   });
 });
