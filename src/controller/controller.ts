@@ -56,7 +56,7 @@ export interface ControllerHost {
   sourceError(source: string, e: Error): void;
   onIdle(): void;
   /** Kiosk rescue: sockets that services outside any session hold in the UID's rundir (path → unit). */
-  reliantSockets(uid: number): Map<string, { unit: string; pid: number }>;
+  reliantSockets(uid: number): Map<string, { unit: string | null; label: string; pid: number }>;
   serversKnown(): boolean;
   requestScan(): void;
   gidOf(uid: number): number;

@@ -26,7 +26,7 @@ export interface RescueHost {
   selfUid: number;
   log: Log;
   /** Sockets (absolute paths) that services outside any session hold in this UID's rundir: the unit (or process) and a PID of each. */
-  reliantSockets(uid: number): Map<string, { unit: string; pid: number }>;
+  reliantSockets(uid: number): Map<string, { unit: string | null; label: string; pid: number }>;
   /** A process scan has run since the start. */
   serversKnown(): boolean;
   /** A process scan soon (merged with others, at most one a second): who serves what may have changed. */
@@ -108,12 +108,12 @@ export class Rescuer {
     const prefix = path + '/';
     // Who listens: each reliant server's own socket table (rundird's network namespace is its
     // own under PrivateNetwork=, and /proc/net is hidden under ProcSubset=pid).
-    const reliantUnits = new Map<string, string>();
+    const reliantUnits = new Map<string, { unit: string | null; label: string }>();
     const listening = new Set<string>();
     for (const [p, r] of this.host.reliantSockets(uid)) {
       if (!p.startsWith(prefix)) continue;
       const rel = p.slice(prefix.length);
-      reliantUnits.set(rel, r.unit);
+      reliantUnits.set(rel, { unit: r.unit, label: r.label });
       if (this.listeningPaths(r.pid).has(p)) listening.add(rel);
     }
     let rescueFd: number | null = null;
@@ -209,7 +209,7 @@ export class Rescuer {
   }
 
   /** The next rescue record and the journal, from what was done. Returns whether the rundir's place was written. */
-  private settle(uid: number, rec: UidRecord, path: string, outcomes: RescueOutcome[], units: Map<string, string>): boolean {
+  private settle(uid: number, rec: UidRecord, path: string, outcomes: RescueOutcome[], units: Map<string, { unit: string | null; label: string }>): boolean {
     const r = rec.rescue;
     let wrote = false;
     for (const o of outcomes) {
@@ -225,11 +225,14 @@ export class Rescuer {
         continue;
       }
       for (const k of [...r.failed]) if (k.startsWith(`${a.op}:${rel}:`)) r.failed.delete(k);
-      const unit = units.get(rel);
+      // UNIT= only for a real unit; a process outside any is named by its label (comm[PID]).
+      const who = units.get(rel);
+      const unit = who?.unit ?? undefined;
+      const label = who?.label;
       switch (a.op) {
         case 'keep':
-          logEvent(this.host.log, 'rescue-kept', { uid, path: at, unit, rescue_link: `${rescueRoot(this.host.config())}/${uid}/${rescueName(a.rel)}` }, `${at}: kept a rescue link of this socket${unit ? ` of ${unit}` : ''} (restore policy)`);
-          addTimeline(rec, 'rescue-kept', `${a.rel}${unit ? ` (${unit})` : ''}`);
+          logEvent(this.host.log, 'rescue-kept', { uid, path: at, unit, subject: label, rescue_link: `${rescueRoot(this.host.config())}/${uid}/${rescueName(a.rel)}` }, `${at}: kept a rescue link of this socket${label ? ` of ${label}` : ''} (restore policy)`);
+          addTimeline(rec, 'rescue-kept', `${a.rel}${label ? ` (${label})` : ''}`);
           break;
         case 'drop':
           logEvent(this.host.log, 'rescue-dropped', { uid, path: at, reason: a.why }, `${at}: rescue link dropped: ${a.why}`);
@@ -260,7 +263,7 @@ export class Rescuer {
           break;
         case 'restore':
           wrote = true;
-          logEvent(this.host.log, 'rescue-restored', { uid, path: at, unit, step: 'socket' }, `${at}: put back${unit ? ` for ${unit}` : ''}; its server never stopped listening`);
+          logEvent(this.host.log, 'rescue-restored', { uid, path: at, unit, subject: label, step: 'socket' }, `${at}: put back${label ? ` for ${label}` : ''}; its server never stopped listening`);
           addTimeline(rec, 'rescue-restored', a.rel);
           break;
       }

@@ -152,8 +152,8 @@ export class Daemon {
           this.onIdleCb?.();
         },
         reliantSockets: (uid) => {
-          const out = new Map<string, { unit: string; pid: number }>();
-          for (const r of this.diag.reliants()) if (r.uid === uid && !r.inSession) for (const p of r.sockets) out.set(p, { unit: r.label, pid: r.mainPid });
+          const out = new Map<string, { unit: string | null; label: string; pid: number }>();
+          for (const r of this.diag.reliants()) if (r.uid === uid && !r.inSession) for (const p of r.sockets) out.set(p, { unit: r.unit, label: r.label, pid: r.mainPid });
           return out;
         },
         serversKnown: () => this.diag.lastScan !== null,
