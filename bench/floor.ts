@@ -105,10 +105,13 @@ export async function burstLibcFloor(base: string, count: number, names: readonl
     const r = enter(name);
     libc.fstatfsType(r);
     for (const n of names) {
-      libc.mkdirat(r, n, 0o700);
-      const d = libc.openat(r, n, libc.O_RDONLY | libc.O_DIRECTORY | libc.O_NOFOLLOW | libc.O_NONBLOCK);
+      // Made under a temporary name, owned, then renamed into place (src/effects/apply.ts).
+      const tmp = `.t${n}`;
+      libc.mkdirat(r, tmp, 0o700);
+      const d = libc.openat(r, tmp, libc.O_RDONLY | libc.O_DIRECTORY | libc.O_NOFOLLOW | libc.O_NONBLOCK);
       if (libc.fstat(d).size !== 40) throw new Error(`floor: ${n} is not a new empty dir`);
       libc.fchown(d, uid, uid);
+      libc.renameat2(r, tmp, r, n, libc.RENAME_NOREPLACE);
       libc.close(d);
     }
     libc.close(r);
@@ -214,10 +217,13 @@ int main(int argc, char **argv) {
     int r = enter(root, name);
     fstatfs(r, &sf);
     for (int k = 4; k < argc; k++) {
-      if (mkdirat(r, argv[k], 0700) < 0) exit(3);
-      int d = openat(r, argv[k], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      char tmp[300];
+      snprintf(tmp, sizeof tmp, ".t%s", argv[k]);
+      if (mkdirat(r, tmp, 0700) < 0) exit(3);
+      int d = openat(r, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
       if (d < 0 || statx(d, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, 0x1fff, &sx) < 0) exit(4);
       if (fchown(d, base + i, base + i) < 0) exit(5);
+      if (renameat2(r, tmp, r, argv[k], RENAME_NOREPLACE) < 0) exit(8);
       close(d);
     }
     close(r);

@@ -1,7 +1,6 @@
 // The read-only cache of global facts: the mount table, the snap inventory, snapd's
 // connections and logind's users and sessions. Sources refresh it; each refresh says which
 // UIDs the change touches; sync(uid) only reads it. Nothing here writes to the filesystem.
-import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import { filterFor, parseUid, uidSelected } from '../config/config.js';
 import { logEvent, type Log } from '../journal/logger.js';
@@ -10,6 +9,7 @@ import { globToRegExp, matchesAny } from '../world/instances.js';
 import type { LinkRule } from '../world/links.js';
 import type { LogindFacts } from '../world/logind.js';
 import { mountAt, readMounts, type MountSnapshot } from '../world/read.js';
+import type { Mount } from '../world/mountinfo.js';
 import { Inventory, scanSnapRoot } from '../world/snaps.js';
 import type { MountRef } from '../world/types.js';
 import type { SnapdFollower } from '../daemon/snapdFollower.js';
@@ -22,6 +22,8 @@ export class Facts {
   private mountsReadThisTurn = false;
   private rootMountId: number | null = null;
   private rootMountKnown = false;
+  /** The mount table as of the last hint: what the next one is compared with. */
+  private hintTop: ReadonlyMap<string, Mount> | null = null;
   readonly inventory = new Inventory();
   private readonly wantedCache = new Map<number, string[]>();
   private departingNow: Set<string> | null = null;
@@ -74,11 +76,17 @@ export class Facts {
   }
 
   /**
-   * Reads the mount table after a hint. Returns the UIDs whose mount changed (given the mount
-   * each was last seen with), and whether the runtime root itself got or lost a mount.
+   * Reads the mount table after a hint. Returns the UIDs under whose rundir a mount came, went
+   * or was replaced since the table of the last hint (the rundir's own mount, or one below it),
+   * and whether the runtime root itself got or lost a mount. The work is the table's size, not
+   * the number of rundirs: a mount-table change with 10,000 rundirs cost 2–3 ms a time when
+   * every UID's last mount was compared.
    */
-  refreshMounts(seen: ReadonlyMap<number, number | null>): { uids: Set<number>; rootChanged: boolean } {
+  refreshMounts(): { uids: Set<number>; rootChanged: boolean } {
+    const before = this.hintTop ?? this.mounts.top;
     this.readMountTable();
+    const after = this.mounts.top;
+    this.hintTop = after;
     const root = this.cfg.runtimeRoot;
     const rootMount = mountAt(this.mounts, root)?.id ?? null;
     let rootChanged = false;
@@ -91,14 +99,13 @@ export class Facts {
     }
     const uids = new Set<number>();
     const prefix = root.endsWith('/') ? root : root + '/';
-    for (const [point, m] of this.mounts.top) {
-      if (!point.startsWith(prefix)) continue;
-      const uid = parseUid(point.slice(prefix.length));
-      if (uid !== null && seen.get(uid) !== m.id) uids.add(uid);
-    }
-    for (const [uid, id] of seen) {
-      if (id !== null && mountAt(this.mounts, join(root, String(uid)))?.id !== id) uids.add(uid);
-    }
+    const look = (point: string) => {
+      if (!point.startsWith(prefix) || before.get(point)?.id === after.get(point)?.id) return;
+      const uid = parseUid(point.slice(prefix.length).split('/')[0]!);
+      if (uid !== null) uids.add(uid);
+    };
+    for (const point of before.keys()) look(point);
+    for (const point of after.keys()) look(point);
     return { uids, rootChanged };
   }
 

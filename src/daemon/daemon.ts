@@ -380,9 +380,7 @@ export class Daemon {
       this.armInventoryTimer();
     }
     if (this.mountsDirty || this.allDirty) {
-      const seen = new Map<number, number | null>();
-      for (const [uid, r] of this.ctl.records) if (r.observed.status !== 'absent') seen.set(uid, r.observed.mountId);
-      const { uids, rootChanged } = this.facts.refreshMounts(seen);
+      const { uids, rootChanged } = this.facts.refreshMounts();
       this.mountsDirty = false;
       if (rootChanged) {
         // Something was mounted over the runtime root itself (or taken off it): every watch and

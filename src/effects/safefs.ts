@@ -3,10 +3,10 @@
 // path through /proc (which may be mounted hidepid= or subset=pid, or not at all). A directory a
 // user controls is entered only after the kernel, not the filesystem, has said what it is
 // (`openDirAt`): a FUSE server mounted there is never asked anything.
-import { randomBytes } from 'node:crypto';
 import { readSync, writeSync } from 'node:fs';
 import * as libc from '../sys/libc.js';
 import { FileStat } from '../sys/libc.js';
+import { randomHex } from '../reconcile/ownTemps.js';
 
 export { FileStat };
 
@@ -100,7 +100,7 @@ export const reopenDir = (fd: number): number => libc.openat(fd, '.', DIR_FLAGS)
 
 /** An unguessable entry name: a user who can list the directory still cannot plant it first. */
 export function tempName(prefix: string): string {
-  return prefix + randomBytes(8).toString('hex');
+  return prefix + randomHex(8);
 }
 
 /**
