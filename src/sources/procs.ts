@@ -151,7 +151,9 @@ async function readOne(o: ScanOptions, pid: number, slices: Slicer, worlds: Map<
 function readHead(o: ScanOptions, dir: string, pid: number): { rec: ProcRecord; fds: string[]; under: (p: string) => boolean; unreadable: boolean } | null {
   const status = readText(join(dir, 'status'));
   const st = status === null ? null : parseStatus(status);
-  if (!st) return null;
+  // Gone, not a process, or nothing of user space to read (a kernel thread): none of these
+  // relies on a rundir, and none is "could not be read".
+  if (!st || st.noUserSpace) return null;
   const cgroupText = readText(join(dir, 'cgroup'));
   const cgroup = cgroupText === null ? null : parseCgroup(cgroupText);
   let env: Record<string, string> = {};

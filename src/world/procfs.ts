@@ -45,6 +45,12 @@ export interface StatusInfo {
   name: string;
   /** Real, effective, saved and filesystem UIDs. */
   uids: number[];
+  /**
+   * A kernel thread, or a process with no memory left (a zombie): no environment, no files,
+   * nothing to read (its environ answers ESRCH). `Kthread: 1` where the kernel says it; else no
+   * VmSize line.
+   */
+  noUserSpace: boolean;
 }
 
 /** `/proc/PID/status`: the command name and the UIDs. */
@@ -52,7 +58,8 @@ export function parseStatus(text: string): StatusInfo | null {
   const name = /^Name:\t(.*)$/m.exec(text)?.[1] ?? '';
   const u = /^Uid:\t(\d+)\t(\d+)\t(\d+)\t(\d+)$/m.exec(text);
   if (!u) return null;
-  return { name, uids: [Number(u[1]), Number(u[2]), Number(u[3]), Number(u[4])] };
+  const kthread = /^Kthread:\s*(\d)/m.exec(text)?.[1];
+  return { name, uids: [Number(u[1]), Number(u[2]), Number(u[3]), Number(u[4])], noUserSpace: kthread !== undefined ? kthread === '1' : !/^VmSize:/m.test(text) };
 }
 
 /** `/proc/PID/environ`: the variables asked for (NUL-separated KEY=value; the first wins). */

@@ -31,9 +31,12 @@ export class ProcFixture {
     mkdirSync(join(dir, 'ns'));
     mkdirSync(join(dir, 'net'));
     const uid = p.uid ?? 0;
-    writeFileSync(join(dir, 'status'), `Name:\t${p.comm ?? `p${p.pid}`}\nState:\tS (sleeping)\nUid:\t${uid}\t${uid}\t${uid}\t${uid}\nGid:\t0\t0\t0\t0\n`);
+    // As the kernel writes it: a user-space process has VmSize, a kernel thread Kthread: 1 and none.
+    const mem = p.cgroup ? 'VmSize:\t   12345 kB\nKthread:\t0\n' : 'Kthread:\t1\n';
+    writeFileSync(join(dir, 'status'), `Name:\t${p.comm ?? `p${p.pid}`}\nState:\tS (sleeping)\nUid:\t${uid}\t${uid}\t${uid}\t${uid}\nGid:\t0\t0\t0\t0\n${mem}`);
     writeFileSync(join(dir, 'cgroup'), p.cgroup ? `0::${p.cgroup}\n` : '');
-    writeFileSync(join(dir, 'environ'), p.env ? Object.entries(p.env).map(([k, v]) => `${k}=${v}\0`).join('') : '');
+    // A kernel thread's environ cannot be read (ESRCH): here it is missing.
+    if (p.cgroup) writeFileSync(join(dir, 'environ'), p.env ? Object.entries(p.env).map(([k, v]) => `${k}=${v}\0`).join('') : '');
     symlinkSync(p.cwd ?? '/', join(dir, 'cwd'));
     for (const [fd, target] of Object.entries(p.fds ?? {})) symlinkSync(target, join(dir, 'fd', fd));
     symlinkSync(p.netns ?? 'net:[4026531840]', join(dir, 'ns/net'));

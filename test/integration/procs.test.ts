@@ -67,6 +67,8 @@ describe('who relies on which rundir, from a fixture proc tree', () => {
     fx.socket(778, `${rd}/unrelated`, true, [200]);
     const r = await scanProcs({ procRoot: fx.root, runtimeRoot: sb.runtimeRoot });
     expect(r.scanned).toBe(5);
+    // The kernel thread has nothing to read: not counted as a process that could not be read.
+    expect(r.unreadable).toBe(0);
     const byPid = new Map(r.procs.map((p) => [p.pid, p]));
     expect([...byPid.keys()].sort()).toEqual([100, 200, 300, 500]);
     expect(byPid.get(200)).toMatchObject({ snapInstance: 'frame', sockets: [{ path: `${rd}/snap.frame/wayland-0`, listening: true }], cgroup: { unit: 'snap.frame.daemon.service' } });

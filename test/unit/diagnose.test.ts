@@ -27,7 +27,11 @@ describe('/proc parsers', () => {
   });
 
   it('reads status, environ and fd links', () => {
-    expect(parseStatus('Name:\tfoo bar\nState:\tS\nUid:\t0\t1\t2\t3\nGid:\t0\t0\t0\t0\n')).toEqual({ name: 'foo bar', uids: [0, 1, 2, 3] });
+    expect(parseStatus('Name:\tfoo bar\nState:\tS\nUid:\t0\t1\t2\t3\nGid:\t0\t0\t0\t0\nVmSize:\t  100 kB\n')).toEqual({ name: 'foo bar', uids: [0, 1, 2, 3], noUserSpace: false });
+    // A kernel thread, as 6.x kernels say it and as older ones leave it (no VmSize): nothing to read, not unreadable.
+    expect(parseStatus('Name:\tkthreadd\nUid:\t0\t0\t0\t0\nKthread:\t1\n')!.noUserSpace).toBe(true);
+    expect(parseStatus('Name:\tkworker\nUid:\t0\t0\t0\t0\n')!.noUserSpace).toBe(true);
+    expect(parseStatus('Name:\tsh\nUid:\t0\t0\t0\t0\nVmSize:\t 10 kB\nKthread:\t0\n')!.noUserSpace).toBe(false);
     expect(parseStatus('Name:\tx\n')).toBeNull();
     const env = Buffer.from('A=1\0XDG_RUNTIME_DIR=/run/user/0/snap.x\0XDG_RUNTIME_DIR=/second\0=bad\0NOEQ\0');
     expect(parseEnviron(env, ['XDG_RUNTIME_DIR', 'MISSING'])).toEqual({ XDG_RUNTIME_DIR: '/run/user/0/snap.x' });
