@@ -69,6 +69,9 @@ export interface LinkView {
   kind: string;
 }
 
+/** How long the first pass waits for snapd's first answer before it serves from the snap root. */
+const SNAPD_FIRST_ANSWER_MS = 250;
+
 export class Daemon {
   private cfg: Config;
   private readonly log: Log;
@@ -304,7 +307,12 @@ export class Daemon {
       await Promise.race([this.logind.settled, new Promise<void>((r) => (t = setTimeout(r, this.busSettleMs)))]);
       clearTimeout(t);
     }
-    await this.snapd.refresh();
+    // snapd's first answer, if it comes soon: a snapd that hangs would hold the first pass for
+    // its whole timeout (3 s). Without it the snap root is the inventory; snapd's answer, when
+    // it comes, is caught up with like any change of it.
+    let first: NodeJS.Timeout | undefined;
+    await Promise.race([this.snapd.refresh(), new Promise<void>((r) => (first = setTimeout(r, SNAPD_FIRST_ANSWER_MS)))]);
+    clearTimeout(first);
     inotifyDoubt.onDoubt((n) => this.eventsMayBeLost(n));
     this.startSources();
     this.snapsDirty = true;

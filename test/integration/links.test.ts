@@ -189,6 +189,26 @@ describe('links entitled by snapd connections', () => {
   }, 30_000);
 });
 
+describe('a snapd that hangs at start', () => {
+  it('does not hold the first pass: the snap root serves first, snapd is caught up with when it answers (issue 27)', async () => {
+    snapd.mode = 'slow'; // accepts, answers after 10 s (rundird gives up on it after 3)
+    sb.makeRundir();
+    d = DaemonProcess.spawn(['--config', sb.config, '--runtime-root', sb.runtimeRoot, '--snap-root', sb.snapRoot]);
+    const started = await d.waitForEvent('daemon-started');
+    // Started before snapd's request timed out, with the private dirs the snap root names.
+    expect(d.events('snapd-unavailable')).toEqual([]);
+    expect(started.instances).toBe(3);
+    for (const s of ['kiosk', 'other', 'frame']) expect(existsSync(sb.privateDir(s)), s).toBe(true);
+    // snapd answers again: followed from then on, connections and all.
+    await d.waitForEvent('snapd-unavailable');
+    snapd.mode = 'ok';
+    snapd.connections = [['kiosk', 'wayland', 'snapd', 'wayland', 'wayland']];
+    await serve(wayland(sb.rundir(USER)));
+    snapd.touch();
+    await d.waitForEvent('link-created', (l) => l.path === linkOf('kiosk'), 15_000);
+  }, 30_000);
+});
+
 describe('link attacks', () => {
   beforeEach(() => {
     snapd.connections = [
