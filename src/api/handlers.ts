@@ -69,6 +69,7 @@ export function handlersFor(d: Daemon): ApiHandlers {
         warnings: w.list.map(warningDoc),
         warningsLeftOut: w.leftOut,
         lastScan: d.diag.lastScan,
+        degraded: [...d.degraded].map(([source, v]) => ({ source, ...v })),
       };
     },
     wait: async (uid, socket, timeoutMs, signal) => {

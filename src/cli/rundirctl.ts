@@ -131,6 +131,8 @@ export function formatStatus(s: Obj, color = false): string {
   const rows = [['UID', 'PATH', 'LIFECYCLE', 'DIRECTORY', 'LINGER', 'PRIVATE-DIRS', 'LINKS', 'RELIANT', 'WARNINGS']];
   for (const r of s.rundirs as Obj[]) rows.push([String(r.uid), r.path, r.lifecycle, r.status, yesNo(r.linger), String(r.privateDirs.length), String(r.links.length + (r.linksLeftOut ?? 0)), String(r.reliants), String(r.warnings)]);
   const out = [`rundird ${s.version} (pid ${s.pid}), ${s.summary}`, ''];
+  // A source that fails now, and what rundird does meanwhile.
+  for (const g of (s.degraded ?? []) as Obj[]) out.splice(1, 0, c('red', `! ${g.source} degraded since ${g.since}: ${g.cause}; ${g.meanwhile}`));
   const paint: Paint = (ri, col, t) => {
     if (ri === 0) return c('bold', t);
     const r = (s.rundirs as Obj[])[ri - 1]!;
@@ -264,7 +266,7 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
     case 'status': {
       const { body } = await ask('/v1/status');
       const s = body as Obj;
-      const bad = s.warnings.length > 0 || s.rundirs.some((r: Obj) => r.problems.length > 0);
+      const bad = s.warnings.length > 0 || s.rundirs.some((r: Obj) => r.problems.length > 0) || (s.degraded?.length ?? 0) > 0;
       return { code: bad ? CTL_EXIT.WARNINGS : CTL_EXIT.HEALTHY, out: values.json ? json(s) : formatStatus(s, useColor()) };
     }
     case 'timeline': {

@@ -71,6 +71,9 @@ export interface LinkView {
 
 /** How long the first pass waits for snapd's first answer before it serves from the snap root. */
 const SNAPD_FIRST_ANSWER_MS = 250;
+/** How soon, and at most how often, the runtime root's failed watch is tried again. */
+const ROOT_WATCH_RETRY_MS = 1000;
+const ROOT_WATCH_RETRY_MAX_MS = 30_000;
 
 export class Daemon {
   private cfg: Config;
@@ -512,20 +515,68 @@ export class Daemon {
     return l;
   }
 
-  private startSources(): void {
-    const { runtimeRoot, snapRoot, mountinfo } = this.cfg;
+  /** Sources that fail now, with since when and why (rundirctl status says them, and exits 1). */
+  readonly degraded = new Map<string, { since: string; cause: string; meanwhile: string }>();
+  private rootWatch: { unsubscribe(): void } | null = null;
+  private sourcesStopped = false;
+  private rootWatchTimer: NodeJS.Timeout | null = null;
+  private rootWatchDelay = ROOT_WATCH_RETRY_MS;
+
+  /**
+   * The runtime root's own watch: new rundirs are seen through it. One that cannot be armed (no
+   * inotify instance or watch left: EMFILE, ENOSPC) is said once, the whole root is read now and
+   * then again at each retry (1 s, doubling to 30 s), and it is armed again when it can be.
+   */
+  private watchRuntimeRoot(): void {
     const q = this.ctl.queue;
-    this.subs.push(
-      watchDir(runtimeRoot).subscribe((e) => {
-        if (e.type === 'error') return this.sourceError('runtime-root', e.error);
-        if (e.type === 'ready') {
-          this.allDirty = true;
-          return q.kick();
-        }
-        const uid = parseUid(e.name.split('/')[0]!);
-        if (uid !== null) q.add(uid);
-      }),
-    );
+    let failed: Error | null = null;
+    let armed = false;
+    const sub = watchDir(this.cfg.runtimeRoot).subscribe((e) => {
+      if (e.type === 'error') {
+        if (!armed) failed = e.error;
+        else this.rootWatchFailed(e.error);
+        return;
+      }
+      if (e.type === 'ready') {
+        this.allDirty = true;
+        return q.kick();
+      }
+      const uid = parseUid(e.name.split('/')[0]!);
+      if (uid !== null) q.add(uid);
+    });
+    armed = true;
+    this.rootWatch = sub;
+    if (failed) return this.rootWatchFailed(failed);
+    if (this.degraded.delete('runtime-root')) {
+      logEvent(this.log, 'source-degraded', { source: 'runtime-root', restored: true }, `${this.cfg.runtimeRoot}: watched again`);
+    }
+    this.rootWatchDelay = ROOT_WATCH_RETRY_MS;
+  }
+
+  private rootWatchFailed(e: Error): void {
+    this.rootWatch?.unsubscribe();
+    this.rootWatch = null;
+    if (!this.degraded.has('runtime-root')) {
+      const meanwhile = `read whole every ${ROOT_WATCH_RETRY_MS / 1000}–${ROOT_WATCH_RETRY_MAX_MS / 1000} s until it can be watched`;
+      this.degraded.set('runtime-root', { since: new Date().toISOString(), cause: e.message, meanwhile });
+      logEvent(this.log, 'source-degraded', { source: 'runtime-root', error: e.message }, `cannot watch ${this.cfg.runtimeRoot} (${e.message}): new rundirs are found by reading it, ${meanwhile}`);
+    }
+    // Whatever came meanwhile is found by reading: now, and at each try.
+    this.allDirty = true;
+    this.ctl.queue.kick();
+    if (this.rootWatchTimer || this.sourcesStopped) return;
+    this.rootWatchTimer = setTimeout(() => {
+      this.rootWatchTimer = null;
+      this.watchRuntimeRoot();
+    }, this.rootWatchDelay);
+    this.rootWatchDelay = Math.min(this.rootWatchDelay * 2, ROOT_WATCH_RETRY_MAX_MS);
+  }
+
+  private startSources(): void {
+    const { snapRoot, mountinfo } = this.cfg;
+    const q = this.ctl.queue;
+    this.sourcesStopped = false;
+    this.watchRuntimeRoot();
     this.watchSnapRoot(snapRoot);
     // snapd rewrites its state file on every install, removal and (dis)connection: ask again.
     const stateDir = dirname(this.cfg.snapdState);
@@ -577,6 +628,11 @@ export class Daemon {
 
   private stopSources(): void {
     for (const s of this.subs.splice(0)) s.unsubscribe();
+    this.rootWatch?.unsubscribe();
+    this.rootWatch = null;
+    if (this.rootWatchTimer) clearTimeout(this.rootWatchTimer);
+    this.rootWatchTimer = null;
+    this.sourcesStopped = true;
     this.ctl.watches.dropAll();
   }
 
