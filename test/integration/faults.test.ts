@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCtl } from '../helpers/ctl.js';
-import { DaemonProcess, IS_ROOT, hasCommand, waitFor } from '../helpers/sandbox.js';
+import { DaemonProcess, GROUP, IS_ROOT, Sandbox, USER, hasCommand, waitFor } from '../helpers/sandbox.js';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 
 const PROJECT = resolve(import.meta.dirname, '../..');
 let d: DaemonProcess | null = null;
@@ -20,6 +22,30 @@ afterEach(async () => {
 });
 
 describe('faults of the machine', () => {
+  it.skipIf(!IS_ROOT)("a user's rundir out of inodes: what fits is made, the rest said once and made when the user frees some (needs root: a small tmpfs)", async () => {
+    const sb = new Sandbox();
+    for (const s of ['alpha', 'beta', 'gamma']) sb.addSnap(s);
+    const rd = sb.makeRundir();
+    // Five inodes: the root, two files of the user's, and room for two of the three private dirs.
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `mode=0700,uid=${USER},gid=${GROUP},nr_inodes=5,size=1m`, 'tmpfs', rd]);
+    try {
+      for (const f of ['a', 'b']) writeFileSync(join(rd, f), '');
+      d = await DaemonProcess.start(sb);
+      const full = await d.waitForEvent('privdir-refused', (l) => String(l.msg).includes('ENOSPC'));
+      expect(readdirSync(rd).filter((n) => n.startsWith('snap.'))).toHaveLength(2);
+      // The user frees room: the last one is made, and nothing of a half-made one is left.
+      for (const f of ['a', 'b']) unlinkSync(join(rd, f));
+      await waitFor(() => ['alpha', 'beta', 'gamma'].every((s) => existsSync(sb.privateDir(s))), 'all three private dirs');
+      expect(readdirSync(rd).filter((n) => n.startsWith('.rundird-'))).toEqual([]);
+      expect(d.events('privdir-refused').filter((l) => String(l.msg).includes('ENOSPC'))).toEqual([full]);
+    } finally {
+      await d?.stop();
+      d = null;
+      execFileSync('umount', [rd]);
+      sb.cleanup();
+    }
+  });
+
   it.skipIf(!IS_ROOT || !hasCommand('setpriv'))('no inotify instance left: the runtime root is read on a timer, said once, shown by status (exit 1), and watched again when it can be (needs root: a uid of its own and setpriv)', async () => {
     // The daemon runs as a uid of its own, whose inotify instances (a per-user limit, 128 by
     // default) a helper of that uid holds every one of; other tests' processes are untouched.
