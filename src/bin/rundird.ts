@@ -10,7 +10,7 @@ import { ensureRuntimeRoot, lockRuntimeRoot } from '../effects/root.js';
 import { prettyDestination } from '../journal/pretty.js';
 import { LIBC_CALLS } from '../sys/libc.js';
 import { groupId } from '../world/passwd.js';
-import { ConfigError, loadConfig, type Config } from '../config/config.js';
+import { ConfigError, configToYaml, loadConfig, type Config } from '../config/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { EXIT, USAGE, UsageError, parseCli, type Cli } from '../daemon/cli.js';
 import { createLogger, logEvent, type Log } from '../journal/logger.js';
@@ -67,7 +67,10 @@ async function main(): Promise<void> {
     throw e;
   }
   if (cli.checkConfig) {
-    process.stdout.write(`${cli.configPath}: OK\n` + JSON.stringify({ ...cfg, privateDirs: { ...cfg.privateDirs, perUid: Object.fromEntries(cfg.privateDirs.perUid) } }, null, 2) + '\n');
+    // Which file was read (or that none was), then the configuration in force in the file's own
+    // syntax and key names, flags included: it can be pasted back.
+    const read = existsSync(cli.configPath) ? `${cli.configPath}: OK` : `${cli.configPath}: not there; the defaults apply`;
+    process.stdout.write(`# ${read}\n# the configuration in force (command-line flags included):\n${configToYaml(cfg)}`);
     return;
   }
 

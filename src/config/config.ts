@@ -2,7 +2,7 @@
 // errors name the file, the line and the key, so that an admin can fix them without guessing.
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Document } from 'yaml';
+import { LineCounter, parseDocument, stringify, isMap, isSeq, isScalar, type Node, type Document } from 'yaml';
 import { globToRegExp } from '../world/instances.js';
 import { checkRuleGraph } from '../reconcile/links.js';
 import { DEFAULT_LINK_RULES, checkRulePath, type LinkRule } from '../world/links.js';
@@ -429,4 +429,44 @@ export function filterFor(cfg: Config, uid: number): { include: RegExp[]; exclud
   const include = per.include ?? cfg.privateDirs.filter.include;
   const exclude = per.exclude ?? cfg.privateDirs.filter.exclude;
   return { include: include.map(globToRegExp), exclude: exclude.map(globToRegExp) };
+}
+
+/**
+ * The configuration in force, in the file's own syntax and key names, so that it can be pasted
+ * back (as `sshd -T` prints sshd's): what `rundird --check-config` prints. parseConfig of it
+ * gives the same configuration.
+ */
+export function configToYaml(cfg: Config): string {
+  const range = (r: UidRange) => (r.from === r.to ? String(r.from) : `${r.from}-${r.to}`);
+  const filter = (f: Partial<InstanceFilter>) => ({ ...(f.include ? { include: f.include } : {}), ...(f.exclude ? { exclude: f.exclude } : {}) });
+  const doc: Record<string, unknown> = {
+    'runtime-root': cfg.runtimeRoot,
+    'snap-root': cfg.snapRoot,
+    mountinfo: cfg.mountinfo,
+    'proc-root': cfg.procRoot,
+    'api-socket': cfg.apiSocket,
+    ...(cfg.apiGroup !== null ? { 'api-group': cfg.apiGroup } : {}),
+    'snapd-socket': cfg.snapdSocket,
+    'snapd-state': cfg.snapdState,
+    'log-level': cfg.logLevel,
+    'snap-removal-grace': cfg.snapRemovalGrace,
+    'max-entries': cfg.maxEntries,
+    'private-dirs': {
+      uids: cfg.privateDirs.uids === null ? 'all' : cfg.privateDirs.uids.map(range),
+      ...filter(cfg.privateDirs.filter),
+      ...(cfg.privateDirs.perUid.size > 0 ? { users: Object.fromEntries([...cfg.privateDirs.perUid].map(([uid, f]) => [uid, filter(f)])) } : {}),
+    },
+    ...(cfg.rescue.size > 0 ? { rescue: Object.fromEntries([...cfg.rescue].map(([uid, p]) => [uid, [...p]])) } : {}),
+    links: cfg.links.map((r) => ({
+      name: r.name,
+      source: r.source,
+      target: r.target,
+      kind: r.kind,
+      'on-exdev': r.exdev,
+      ...(r.to.plugs.length ? { plugs: r.to.plugs } : {}),
+      ...(r.to.slots.length ? { slots: r.to.slots } : {}),
+      ...(r.to.instances.length ? { instances: r.to.instances } : {}),
+    })),
+  };
+  return stringify(doc, { lineWidth: 0 });
 }

@@ -22,7 +22,7 @@ describe.skipIf(!has('dpkg-deb'))('npm run package', () => {
   }, 300_000);
 
   it('holds the app, launchers, unit, config, docs and man pages', () => {
-    for (const f of ['./usr/bin/rundird', './usr/bin/rundirctl', './lib/systemd/system/rundird.service', './etc/rundird/rundird.yaml', './usr/lib/rundird/dist/bundle/rundird.mjs', './usr/lib/rundird/dist/bundle/rundird.cjs', './usr/share/man/man8/rundird.8.gz', './usr/share/man/man1/rundirctl.1.gz', './usr/share/bash-completion/completions/rundirctl', './lib/systemd/system/rundird.socket', './usr/share/doc/rundird/copyright', './usr/lib/systemd/catalog/rundird.catalog']) {
+    for (const f of ['./usr/bin/rundird', './usr/bin/rundirctl', './lib/systemd/system/rundird.service', './etc/rundird/rundird.yaml', './usr/lib/rundird/dist/bundle/rundird.mjs', './usr/lib/rundird/dist/bundle/rundird.cjs', './usr/share/man/man8/rundird.8.gz', './usr/share/man/man1/rundirctl.1.gz', './usr/share/man/man5/rundird.yaml.5.gz', './usr/share/bash-completion/completions/rundirctl', './lib/systemd/system/rundird.socket', './usr/share/doc/rundird/copyright', './usr/lib/systemd/catalog/rundird.catalog']) {
       expect(list).toContain(f);
     }
     expect(execFileSync('dpkg-deb', ['-f', join(PROJECT, deb), 'Depends'], { encoding: 'utf8' })).toContain('nodejs (>= 20.19)');

@@ -89,10 +89,18 @@ describe('command line and configuration', () => {
     expect(r.stderr).toContain('runtime-root');
   });
 
-  it('--check-config validates and prints the result', async () => {
+  it('--check-config says which file it read and prints the configuration in force as YAML, in the file\'s own key names', async () => {
     const p = DaemonProcess.spawn(['--config', sb.config, '--check-config', '--snap-root', '/tmp/x']);
     expect(await p.wait()).toBe(0);
-    expect(p.lines.map((l) => l.msg).join('\n')).toContain(`${sb.config}: OK`);
+    const out = p.lines.map((l) => l.msg).join('\n');
+    expect(out).toContain(`# ${sb.config}: OK`);
+    expect(out).toMatch(/^snap-root: \/tmp\/x$/m); // the flag, in force
+    expect(out).toMatch(/^snap-removal-grace: 0$/m); // the file's
+    expect(out).not.toMatch(/snapRoot|privateDirs/); // no internal names
+    // No file at the default path: said, and the defaults printed.
+    const q = DaemonProcess.spawn(['--check-config'], { RUNDIRD_CONFIG: '' });
+    expect(await q.wait()).toBe(0);
+    expect(q.lines.map((l) => l.msg).join('\n')).toMatch(/^# \/etc\/rundird\/rundird\.yaml: (OK|not there; the defaults apply)$/m);
   });
 
   it('SIGHUP with a bad file keeps the old config and says why; a good one takes effect', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, applyOverrides, filterFor, parseConfig, uidSelected } from '../../src/config/config.js';
+import { ConfigError, DEFAULTS, applyOverrides, configToYaml, filterFor, parseConfig, uidSelected } from '../../src/config/config.js';
 import { parseCli, UsageError } from '../../src/daemon/cli.js';
 
 const F = '/etc/rundird/rundird.yaml';
@@ -124,5 +124,40 @@ describe('diagnosis and API keys', () => {
     expect(applyOverrides(DEFAULTS, cli.overrides)).toMatchObject({ procRoot: '/p', apiSocket: '/a.sock' });
     expect(() => parseCli(['--log-target', 'syslog'], {})).toThrow(UsageError);
     expect(parseCli([], {})).toMatchObject({ logTarget: 'auto', apiSocketExplicit: false });
+  });
+});
+
+describe('the configuration in force, printed', () => {
+  it('reads back as the same configuration: the defaults, and one that sets every key', () => {
+    expect(parseConfig(configToYaml(DEFAULTS), 'printed')).toEqual(DEFAULTS);
+    const text = [
+      'runtime-root: /srv/run/user',
+      'api-group: rundird',
+      'log-level: debug',
+      'snap-removal-grace: 5',
+      'max-entries: 512',
+      'rescue:',
+      '  0: [linger, restore]',
+      'private-dirs:',
+      '  uids: [0, 1000-59999]',
+      '  include: ["*"]',
+      '  exclude: [firefox]',
+      '  users:',
+      '    0:',
+      '      include: [ubuntu-frame, "*_kiosk"]',
+      'links:',
+      '  - name: kiosk-socket',
+      '    source: kiosk.sock',
+      '    target: "snap.{instance}/kiosk.sock"',
+      '    instances: [wpe-webkit-mir-kiosk]',
+      '  - name: wayland',
+      '    source: "wayland-*"',
+      '    target: "snap.{instance}/{name}"',
+      '    on-exdev: symlink',
+      '    plugs: [wayland]',
+    ].join('\n');
+    const cfg = parseConfig(text, 'every key');
+    expect(parseConfig(configToYaml(cfg), 'printed')).toEqual(cfg);
+    expect(configToYaml(cfg)).toContain("  uids:\n    - \"0\"\n    - 1000-59999\n");
   });
 });

@@ -25,6 +25,14 @@ describe('manual pages', () => {
     for (const code of ['64', '69', '70', '77']) expect(page).toContain(code);
   });
 
+  it('rundird.yaml(5) names every key of the configuration', async () => {
+    const { configToYaml, DEFAULTS } = await import('../../src/config/config.js');
+    const page = man('rundird.yaml.5');
+    const keys = [...configToYaml({ ...DEFAULTS, apiGroup: 'g', rescue: new Map([[0, new Set(['linger' as const])]]) }).matchAll(/^([a-z-]+):/gm)].map((m) => m[1]!);
+    expect(keys.length).toBeGreaterThan(10);
+    expect(keys.filter((k) => !page.includes(`${k}:`))).toEqual([]);
+  });
+
   it('the bash completion offers every command and flag of rundirctl', () => {
     const comp = readFileSync(resolve(import.meta.dirname, '../../packaging/completion/rundirctl'), 'utf8');
     expect(flags(CTL_USAGE).filter((f) => !comp.includes(f))).toEqual([]);
