@@ -557,7 +557,7 @@ export class Daemon {
     this.rootWatch?.unsubscribe();
     this.rootWatch = null;
     if (!this.degraded.has('runtime-root')) {
-      const meanwhile = `read whole every ${ROOT_WATCH_RETRY_MS / 1000}–${ROOT_WATCH_RETRY_MAX_MS / 1000} s until it can be watched`;
+      const meanwhile = `read whole every ${ROOT_WATCH_RETRY_MS / 1000} to ${ROOT_WATCH_RETRY_MAX_MS / 1000} s until it can be watched`;
       this.degraded.set('runtime-root', { since: new Date().toISOString(), cause: e.message, meanwhile });
       logEvent(this.log, 'source-degraded', { source: 'runtime-root', error: e.message }, `cannot watch ${this.cfg.runtimeRoot} (${e.message}): new rundirs are found by reading it, ${meanwhile}`);
     }
