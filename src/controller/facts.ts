@@ -79,7 +79,7 @@ export class Facts {
    * Reads the mount table after a hint. Returns the UIDs under whose rundir a mount came, went
    * or was replaced since the table of the last hint (the rundir's own mount, or one below it),
    * and whether the runtime root itself got or lost a mount. The work is the table's size, not
-   * the number of rundirs: a mount-table change with 10,000 rundirs cost 2–3 ms a time when
+   * the number of rundirs: a mount-table change with 10,000 rundirs cost 2-3 ms a time when
    * every UID's last mount was compared.
    */
   refreshMounts(): { uids: Set<number>; rootChanged: boolean } {
