@@ -13,7 +13,7 @@ export const CTL_USAGE = `Usage: rundirctl [--api-socket PATH] [--json] COMMAND
 
 Commands:
   status          every rundir: state, lifecycle, linger, private dirs, warnings
-  timeline UID    what happened to /run/user/UID, when, and caused by what
+  timeline UID    what happened to /run/user/UID, when (local time; --utc), and caused by what
   doctor [UID]    a fresh look at who relies on which rundir: the diagnosis and the fix
   wait UID [--socket NAME] [--timeout SECONDS]
                   returns as soon as /run/user/UID is live (and NAME in it accepts a
@@ -42,7 +42,7 @@ const COMMAND_HELP: Record<string, string> = {
 
 Every rundir: its lifecycle state, the directory's status, linger, private dirs, the services
 outside login sessions that rely on it, and the warnings in force. Exit 1 when any.`,
-  timeline: `Usage: rundirctl timeline UID [--json[=short|pretty]]
+  timeline: `Usage: rundirctl timeline UID [--utc] [--json[=short|pretty]]
 
 What happened to /run/user/UID since rundird started, when, and caused by what (sessions,
 logind jobs, mounts, states, warnings). Exit 1 when nothing was recorded.`,
@@ -150,9 +150,21 @@ export function formatStatus(s: Obj, color = false): string {
   return out.join('\n');
 }
 
-export function formatTimeline(t: Obj): string {
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+
+/** A time as journalctl shows it: local by default, UTC with --utc (and said so). */
+export function stamp(iso: string, utc = false): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const [y, mo, da, h, mi, s, ms] = utc
+    ? [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), d.getUTCMilliseconds()]
+    : [d.getFullYear(), d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds()];
+  return `${y}-${pad(mo)}-${pad(da)} ${pad(h)}:${pad(mi)}:${pad(s)}.${pad(ms, 3)}${utc ? ' UTC' : ''}`;
+}
+
+export function formatTimeline(t: Obj, utc = false): string {
   const rows = [['TIME', 'EVENT', 'DETAIL']];
-  for (const e of t.timeline as Obj[]) rows.push([e.at, e.event, e.detail]);
+  for (const e of t.timeline as Obj[]) rows.push([stamp(e.at, utc), e.event, e.detail]);
   return `${t.path}\n\n${table(rows)}`;
 }
 
@@ -226,7 +238,7 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       // after '=', so that `--json status` stays a flag and a command.
       args: argv.flatMap((a) => (a.startsWith('--json=') ? ['--json', `--json-format=${a.slice(7)}`] : [a])),
       allowPositionals: true,
-      options: { 'api-socket': { type: 'string' }, json: { type: 'boolean' }, 'json-format': { type: 'string' }, timeout: { type: 'string' }, socket: { type: 'string' }, linger: { type: 'boolean' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { 'api-socket': { type: 'string' }, utc: { type: 'boolean' }, json: { type: 'boolean' }, 'json-format': { type: 'string' }, timeout: { type: 'string' }, socket: { type: 'string' }, linger: { type: 'boolean' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     }));
   } catch (e) {
     const m = (e as Error).message.split('\n')[0]!;
@@ -273,7 +285,7 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       const uid = uidArg(true)!;
       const r = await ask(`/v1/rundirs/${uid}/timeline`, [200, 404]);
       if (r.status === 404) return { code: CTL_EXIT.WARNINGS, out: values.json ? json({ uid: Number(uid), timeline: [] }) : `nothing recorded for UID ${uid} since rundird started` };
-      return { code: CTL_EXIT.HEALTHY, out: values.json ? json(r.body) : formatTimeline(r.body as Obj) };
+      return { code: CTL_EXIT.HEALTHY, out: values.json ? json(r.body) : formatTimeline(r.body as Obj, values.utc === true) };
     }
     case 'doctor': {
       const uid = uidArg(false);

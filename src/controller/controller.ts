@@ -64,6 +64,9 @@ export interface ControllerHost {
   extraWatchDirs(uid: number): string[];
 }
 
+/** What happened to a rundir's directory itself: said before the lifecycle state it leads to. */
+const DIRECTORY_EVENTS: ReadonlySet<string> = new Set(['rundir-appeared', 'rundir-mounted', 'rundir-unmounted', 'rundir-replaced', 'rundir-removed', 'rundir-refused']);
+
 /** The mounts' roots inside a rundir that the read judged local (tmpfs): the only ones the writes may enter. */
 function mountRoots(snap: UidSnapshot): Map<string, { ino: number; dev: number }> {
   const out = new Map<string, { ino: number; dev: number }>();
@@ -269,6 +272,14 @@ export class Controller {
   /** Logs what settle said, and keeps the timeline. */
   private journal(uid: number, rec: UidRecord, s: Settled): void {
     const log = this.host.log;
+    const say = (e: Settled['events'][number]) => {
+      logEvent(log, e.event, e.fields, e.message);
+      if (e.timeline) addTimeline(rec, e.timeline[0], e.timeline[1]);
+    };
+    // In causal order: what happened to the directory (it appeared, a tmpfs went on it) before
+    // the lifecycle state it leads to, before what was done about it.
+    const directory = s.events.filter((e) => DIRECTORY_EVENTS.has(e.event));
+    for (const e of directory) say(e);
     for (const t of s.transitions) {
       const path = join(this.host.config().runtimeRoot, String(uid));
       const session = t.state === 'closing' || t.state === 'stopping' ? t.session : undefined;
@@ -280,10 +291,7 @@ export class Controller {
       );
       addTimeline(rec, `state-${t.state}`, t.cause || `${t.prev} → ${t.state}`);
     }
-    for (const e of s.events) {
-      logEvent(log, e.event, e.fields, e.message);
-      if (e.timeline) addTimeline(rec, e.timeline[0], e.timeline[1]);
-    }
+    for (const e of s.events) if (!DIRECTORY_EVENTS.has(e.event)) say(e);
     this.host.settled(uid, rec, s);
   }
 

@@ -22,7 +22,10 @@ export function formatRecord(line: string, color: boolean): string {
     return line;
   }
   const c = (code: string, s: string) => (color ? `${code}${s}\x1b[0m` : s);
-  const time = typeof r.time === 'string' ? r.time.slice(11, 23) : '';
+  // Local time, as journalctl and rundirctl timeline show it (the record keeps UTC).
+  const t = typeof r.time === 'string' ? new Date(r.time) : null;
+  const p2 = (n: number) => String(n).padStart(2, '0');
+  const time = t && !Number.isNaN(t.getTime()) ? `${p2(t.getHours())}:${p2(t.getMinutes())}:${p2(t.getSeconds())}.${String(t.getMilliseconds()).padStart(3, '0')}` : '';
   const [label, code] = LEVELS[String(r.level)] ?? [String(r.level).toUpperCase().padEnd(5), ''];
   const msg = String(r.msg ?? '');
   const extra: string[] = [];

@@ -31,6 +31,11 @@ describe('private dirs', () => {
     expect(d.events('daemon-started')[0]).toMatchObject({ mode: 'inotify', instances: 3 });
     expect(d.events('daemon-started')[0]!.msg).toMatch(/inotify mode.*no logind on the bus/);
     for (const s of ['firefox', 'hello-world', 'ubuntu-frame_kiosk']) expect(isPrivate(sb.privateDir(s))).toBe(true);
+    // In causal order: the directory appeared, then its lifecycle state, then what was made in it.
+    const order = d.lines.map((l) => (l.event === 'rundir-state' ? `state-${l.state}` : l.event));
+    expect(order.indexOf('rundir-appeared')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('rundir-appeared')).toBeLessThan(order.indexOf('state-live'));
+    expect(order.indexOf('state-live')).toBeLessThan(order.indexOf('privdir-created'));
   });
 
   it('makes them, with the user as owner, the rundir group and 0700, when a rundir appears', async () => {

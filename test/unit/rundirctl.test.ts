@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { count, formatDoctor, runCtl, type CtlError } from '../../src/cli/rundirctl.js';
+import { count, formatDoctor, formatTimeline, runCtl, stamp, type CtlError } from '../../src/cli/rundirctl.js';
 
 describe('rundirctl doctor', () => {
   const rundir = (uid: number, problems: number, leftOut = 0) => ({
@@ -65,5 +65,16 @@ describe('rundirctl, in the shape of systemctl and loginctl', () => {
 
   it('counts in words: 1 warning, 2 warnings', () => {
     expect([count(1, 'warning'), count(2, 'warning'), count(0, 'service'), count(1, 'more rundir', 'more rundirs')]).toEqual(['1 warning', '2 warnings', '0 services', '1 more rundir']);
+  });
+});
+
+describe('rundirctl timeline', () => {
+  it('shows times as journalctl does: local by default, UTC with --utc and said so', () => {
+    const t = { path: '/run/user/0', timeline: [{ at: '2026-12-08T03:04:05.006Z', event: 'state-live', detail: 'x' }] };
+    expect(formatTimeline(t, true)).toContain('2026-12-08 03:04:05.006 UTC');
+    const local = new Date('2026-12-08T03:04:05.006Z');
+    const p = (n: number) => String(n).padStart(2, '0');
+    expect(formatTimeline(t)).toContain(`${local.getFullYear()}-${p(local.getMonth() + 1)}-${p(local.getDate())} ${p(local.getHours())}:${p(local.getMinutes())}:05.006`);
+    expect(stamp('not a time')).toBe('not a time');
   });
 });
