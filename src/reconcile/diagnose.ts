@@ -138,8 +138,9 @@ export function diagnose(input: DiagInput): Warning[] {
   }
 
   for (const v of input.views.values()) {
-    // Hidden while the tmpfs is on it; after a purge they are gone, which the purge warning says.
-    if (!v.cycle.startOverPlain || v.cycle.purged) continue;
+    // Raised while a mount starts to cover the sockets, or covers them: once the rundir is
+    // closing, the closing warning says what comes (and after a purge the purge warning).
+    if (!v.cycle.startOverPlain || v.cycle.purged || (v.lifecycle !== 'starting' && v.lifecycle !== 'live')) continue;
     // Hidden means: bound under the path, and not reachable there now (a socket made on the
     // tmpfs after it came is not hidden).
     const holders = input.reliants.filter((r) => r.uid === v.uid && r.sockets.some((x) => input.missing.has(x)));
@@ -155,7 +156,7 @@ export function diagnose(input: DiagInput): Warning[] {
       subject: first.label,
       pid: first.mainPid,
       instance: first.snapInstance,
-      message: `a tmpfs is being mounted over the plain directory ${v.path}, which holds live sockets of ${holders.map((h) => h.label).join(', ')}: ${sockets.join(', ')} are hidden under the mount and unreachable until it goes`,
+      message: `a tmpfs ${v.lifecycle === 'starting' ? 'is being mounted' : 'is mounted'} over the plain directory ${v.path}, which holds live sockets of ${holders.map((h) => h.label).join(', ')}: ${sockets.join(', ')} are hidden under the mount and unreachable until it goes`,
       remedy: `Restart ${holders.map((h) => h.unit ?? `process ${h.mainPid}`).join(', ')} so that their sockets are made on the tmpfs; to have the tmpfs there before they start:\n${remedyFor(v, first)}`,
       fields: { sockets, units: holders.map((h) => h.label) },
     });

@@ -149,8 +149,14 @@ describe('diagnose', () => {
     const w = run(v, ['/run/user/0/snap.frame/wayland-0']).find((x) => x.event === 'sockets-hidden-by-mount')!;
     expect(w.key).toBe('hidden:0:5');
     expect(w.fields.sockets).toEqual(['/run/user/0/snap.frame/wayland-0']);
+    expect(w.message).toContain('a tmpfs is being mounted over the plain directory /run/user/0');
     // the server restarted on the tmpfs: its socket is there, nothing is hidden
     expect(run(v).filter((x) => x.event === 'sockets-hidden-by-mount')).toEqual([]);
+    // Worded for the moment: mounted (live); not raised once the rundir is closing (the closing warning says what comes).
+    const live = run(view(0, { lifecycle: 'live', linger: false, cycle: cycle({ n: 5, startOverPlain: true }) }), ['/run/user/0/snap.frame/wayland-0']).find((x) => x.event === 'sockets-hidden-by-mount')!;
+    expect(live.message).toContain('a tmpfs is mounted over the plain directory /run/user/0');
+    const closing = run(view(0, { lifecycle: 'closing', linger: false, cycle: cycle({ n: 5, startOverPlain: true }) }), ['/run/user/0/snap.frame/wayland-0']);
+    expect(closing.filter((x) => x.event === 'sockets-hidden-by-mount')).toEqual([]);
   });
 });
 
