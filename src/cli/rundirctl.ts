@@ -5,6 +5,11 @@ import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { VERSION } from '../version.js';
 import { rootApiSocket } from '../api/paths.js';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EVENTS } from '../journal/events.js';
+import { formatEntry, idFor, parseCatalog } from './explain.js';
 
 export const CTL_EXIT = { HEALTHY: 0, WARNINGS: 1, USAGE: 64, UNREACHABLE: 69, BAD_ANSWER: 70, NO_PERMISSION: 77 } as const;
 export const DEFAULT_API_SOCKET = '/run/rundird/api.sock';
@@ -21,6 +26,9 @@ Commands:
                   a daemon not running yet is tried again until then
   rescue UID --linger
                   (root) asks logind to keep /run/user/UID for good, as the linger policy does
+  explain [MESSAGE_ID|EVENT]
+                  what journalctl -x says of a record of rundird's (from the catalog shipped
+                  with rundirctl: on Ubuntu Core, where the snap cannot install it), or the list
 
 Options:
   --api-socket PATH  the daemon's status API (default ${DEFAULT_API_SOCKET})
@@ -56,6 +64,12 @@ Returns 0 as soon as /run/user/UID is live and, with --socket, NAME in it (relat
 rundir) is a socket that accepts a connection. Exit 1 at the timeout (90 s), saying what it was
 still waiting for. A daemon not running yet is tried again until then. For ExecStartPre= of
 kiosk clients, ordered After=rundird.socket (docs/kiosk.md).`,
+  explain: `Usage: rundirctl explain [MESSAGE_ID|EVENT]
+
+What journalctl -x says of a record of rundird's, found by its MESSAGE_ID or its event name
+(RUNDIRD_EVENT, such as reliant-without-linger), from the catalog shipped with rundirctl; @FIELD@
+stands for the record's field. Without an argument, every event with its MESSAGE_ID. Needs no
+daemon. For Ubuntu Core, where a snap cannot install the catalog for journalctl.`,
   rescue: `Usage: rundirctl rescue UID --linger
 
 (root) Asks logind to keep /run/user/UID for good (linger), as the linger rescue policy does.`,
@@ -229,6 +243,23 @@ function pickSocket(path: string): string {
   return path;
 }
 
+/**
+ * The catalog shipped with the program: beside the bundle in a clone or the package
+ * (../../systemd/rundird.catalog), or journald's copy where the package installed it.
+ */
+function readCatalog(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const places = [join(here, '../../systemd/rundird.catalog'), join(here, '../../../systemd/rundird.catalog'), '/usr/lib/systemd/catalog/rundird.catalog'];
+  for (const p of places) {
+    try {
+      return readFileSync(p, 'utf8');
+    } catch {
+      // the next place
+    }
+  }
+  throw new CtlError(CTL_EXIT.BAD_ANSWER, `explain: the catalog is not at ${places.join(', ')}`);
+}
+
 export async function runCtl(argv: string[]): Promise<CtlResult> {
   let values;
   let positionals: string[];
@@ -326,8 +357,19 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       if (r.status !== 200) throw new CtlError(CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}: ${(r.body as Obj)?.error ?? ''}`);
       return { code: CTL_EXIT.HEALTHY, out: values.json ? json(r.body) : `logind keeps /run/user/${uid} for good now (linger)` };
     }
+    case 'explain': {
+      const catalog = parseCatalog(readCatalog());
+      if (arg === undefined) {
+        const rows = Object.entries(EVENTS).map(([name, def]) => `${def.id}  ${name}  ${catalog.get(def.id)?.subject ?? def.summary}`);
+        return { code: CTL_EXIT.HEALTHY, out: rows.join('\n') };
+      }
+      const id = idFor(arg);
+      const entry = id === null ? undefined : catalog.get(id);
+      if (!entry) throw new CtlError(CTL_EXIT.WARNINGS, `explain: no entry for "${arg}" (rundirctl explain lists them)`);
+      return { code: CTL_EXIT.HEALTHY, out: values.json ? json(entry) : formatEntry(entry) };
+    }
     case undefined:
-      throw usage('which command? status, timeline, doctor, wait or rescue');
+      throw usage('which command? status, timeline, doctor, wait, rescue or explain');
     default:
       throw usage(`unknown command "${cmd}"`);
   }

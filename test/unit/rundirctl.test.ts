@@ -23,15 +23,16 @@ describe('rundirctl doctor', () => {
   });
 });
 
+const err = async (argv: string[]) => {
+  try {
+    await runCtl(argv);
+  } catch (e) {
+    return { code: (e as CtlError).code, message: (e as Error).message };
+  }
+  return null;
+};
+
 describe('rundirctl, in the shape of systemctl and loginctl', () => {
-  const err = async (argv: string[]) => {
-    try {
-      await runCtl(argv);
-    } catch (e) {
-      return { code: (e as CtlError).code, message: (e as Error).message };
-    }
-    return null;
-  };
 
   it('a usage error is one line and a hint, never the whole help', async () => {
     for (const argv of [['frobnicate'], ['status', '--bogus'], ['timeline'], ['timeline', 'root'], ['wait', '0', '--timeout', 'soon'], ['rescue', '0'], [], ['--json=yaml', 'status']]) {
@@ -76,5 +77,23 @@ describe('rundirctl timeline', () => {
     const p = (n: number) => String(n).padStart(2, '0');
     expect(formatTimeline(t)).toContain(`${local.getFullYear()}-${p(local.getMonth() + 1)}-${p(local.getDate())} ${p(local.getHours())}:${p(local.getMinutes())}:05.006`);
     expect(stamp('not a time')).toBe('not a time');
+  });
+});
+
+describe('rundirctl explain', () => {
+  it('prints what journalctl -x says, by MESSAGE_ID or by event name, with no daemon', async () => {
+    const { EVENTS } = await import('../../src/journal/events.js');
+    const byName = await runCtl(['explain', 'reliant-without-linger']);
+    const byId = await runCtl(['explain', EVENTS['reliant-without-linger'].id]);
+    expect(byName).toEqual(byId);
+    expect(byName.code).toBe(0);
+    expect(byName.out).toMatch(/^-- \S.*\n-- MESSAGE_ID=[0-9a-f]{32} \(reliant-without-linger\)\n/);
+    expect(byName.out).toContain('-- Documentation: man:rundirctl(1)');
+    // Every event of rundird's has its text; the list names each with its id.
+    const list = await runCtl(['explain']);
+    expect(list.out.split('\n')).toHaveLength(Object.keys(EVENTS).length);
+    for (const [name, def] of Object.entries(EVENTS)) expect(list.out).toContain(`${def.id}  ${name}  `);
+    expect((await err(['explain', 'no-such-event']))!.code).toBe(1);
+    expect(JSON.parse((await runCtl(['--json', 'explain', 'daemon-started'])).out).id).toBe(EVENTS['daemon-started'].id);
   });
 });
