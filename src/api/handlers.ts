@@ -4,7 +4,7 @@ import type { Daemon } from '../daemon/daemon.js';
 import { EVENTS } from '../journal/events.js';
 import type { Warning } from '../reconcile/diagnose.js';
 import { VERSION } from '../version.js';
-import { HttpError, type ApiHandlers } from './server.js';
+import { HttpError, type ApiHandlers, RawAnswer } from './server.js';
 
 const MAX_LIST = 1000;
 /** Links listed per rundir: a user decides how many sources there are. */
@@ -72,6 +72,7 @@ export function handlersFor(d: Daemon): ApiHandlers {
         degraded: [...d.degraded].map(([source, v]) => ({ source, ...v })),
       };
     },
+    metrics: async () => new RawAnswer(d.metrics.contentType, await d.metrics.text()),
     wait: async (uid, socket, timeoutMs, signal) => {
       // The rundir's sync arms watches on the socket's directories, and looks.
       const p = d.waiters.wait(uid, socket, timeoutMs, signal);

@@ -19,6 +19,16 @@ export interface ApiHandlers {
   warnings(): unknown;
   reliants(): unknown;
   doctor(uid: number | null): Promise<unknown>;
+  /** Prometheus' text format. */
+  metrics(): Promise<RawAnswer>;
+}
+
+/** An answer that is not JSON (the metrics, in Prometheus' text format). */
+export class RawAnswer {
+  constructor(
+    readonly contentType: string,
+    readonly text: string,
+  ) {}
 }
 
 export class HttpError extends Error {
@@ -61,6 +71,7 @@ async function route(h: ApiHandlers, req: IncomingMessage, rootOnly: boolean, si
     return h.wait(uid, socket, t * 1000, signal);
   }
   if (p === '/v1/status') return h.status();
+  if (p === '/metrics' || p === '/v1/metrics') return h.metrics();
   if (p === '/v1/warnings') return h.warnings();
   if (p === '/v1/reliants') return h.reliants();
   if (p === '/v1/doctor') return h.doctor(parseUidParam(url.searchParams.get('uid')));
@@ -81,6 +92,10 @@ async function route(h: ApiHandlers, req: IncomingMessage, rootOnly: boolean, si
 }
 
 function send(res: ServerResponse, status: number, doc: unknown): void {
+  if (doc instanceof RawAnswer) {
+    res.writeHead(status, { 'content-type': doc.contentType, 'content-length': Buffer.byteLength(doc.text), 'cache-control': 'no-store' });
+    return void res.end(res.req.method === 'HEAD' ? undefined : doc.text);
+  }
   let body = JSON.stringify(doc);
   if (body.length > MAX_RESPONSE) {
     status = 507;

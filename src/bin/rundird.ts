@@ -182,6 +182,8 @@ async function main(): Promise<void> {
   );
   daemon.startDiagnosis();
   keepCodeCache(log);
+  // The metrics' library, after the first pass: what came before is counted then.
+  setImmediate(() => void daemon.metrics.activate());
 }
 
 /**

@@ -26,6 +26,7 @@ Commands:
                   a daemon not running yet is tried again until then
   rescue UID --linger
                   (root) asks logind to keep /run/user/UID for good, as the linger policy does
+  metrics         the daemon's metrics in Prometheus' text format (as GET /metrics on its socket)
   explain [MESSAGE_ID|EVENT]
                   what journalctl -x says of a record of rundird's (from the catalog shipped
                   with rundirctl: on Ubuntu Core, where the snap cannot install it), or the list
@@ -64,6 +65,10 @@ Returns 0 as soon as /run/user/UID is live and, with --socket, NAME in it (relat
 rundir) is a socket that accepts a connection. Exit 1 at the timeout (90 s), saying what it was
 still waiting for. A daemon not running yet is tried again until then. For ExecStartPre= of
 kiosk clients, ordered After=rundird.socket (docs/kiosk.md).`,
+  metrics: `Usage: rundirctl metrics
+
+The daemon's metrics in Prometheus' text format, as GET /metrics on the API socket answers them
+(and as node_exporter's textfile collector reads them from metrics-textfile: DIR). docs/fleet.md.`,
   explain: `Usage: rundirctl explain [MESSAGE_ID|EVENT]
 
 What journalctl -x says of a record of rundird's, found by its MESSAGE_ID or its event name
@@ -89,7 +94,7 @@ export class CtlError extends Error {
 
 const MAX_ANSWER = 8 * 1024 * 1024;
 
-export function get(socketPath: string, path: string, timeoutMs: number, method = 'GET'): Promise<{ status: number; body: unknown }> {
+export function get(socketPath: string, path: string, timeoutMs: number, method = 'GET', raw = false): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, path, method, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
@@ -102,6 +107,7 @@ export function get(socketPath: string, path: string, timeoutMs: number, method 
         } else chunks.push(c);
       });
       res.on('end', () => {
+        if (raw) return resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
         try {
           resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
         } catch {
@@ -357,6 +363,11 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       if (r.status !== 200) throw new CtlError(CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}: ${(r.body as Obj)?.error ?? ''}`);
       return { code: CTL_EXIT.HEALTHY, out: values.json ? json(r.body) : `logind keeps /run/user/${uid} for good now (linger)` };
     }
+    case 'metrics': {
+      const r = await get(sock, '/metrics', timeout * 1000, 'GET', true);
+      if (r.status !== 200) throw new CtlError(CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}`);
+      return { code: CTL_EXIT.HEALTHY, out: String(r.body).trimEnd() };
+    }
     case 'explain': {
       const catalog = parseCatalog(readCatalog());
       if (arg === undefined) {
@@ -369,7 +380,7 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       return { code: CTL_EXIT.HEALTHY, out: values.json ? json(entry) : formatEntry(entry) };
     }
     case undefined:
-      throw usage('which command? status, timeline, doctor, wait, rescue or explain');
+      throw usage('which command? status, timeline, doctor, wait, rescue, metrics or explain');
     default:
       throw usage(`unknown command "${cmd}"`);
   }

@@ -46,6 +46,10 @@ export interface Config {
    * of one rundir): a user's million files are reported, never walked on every event.
    */
   maxEntries: number;
+  /** A directory (node_exporter's textfile collector's) where rundird.prom is kept up to date; null: none. */
+  metricsTextfile: string | null;
+  /** UID as a label of the per-rundir counters: a series per UID (a small device only). */
+  metricsUidLabels: boolean;
   /** --observe-only: nothing is written; diagnosis also reads the global socket table. */
   observeOnly?: boolean;
   /** Kiosk rescue, opt-in per UID (docs/kiosk.md): `linger` and/or `restore`. */
@@ -71,6 +75,8 @@ export const DEFAULTS: Config = {
   logLevel: 'info',
   snapRemovalGrace: 30,
   maxEntries: 4096,
+  metricsTextfile: null,
+  metricsUidLabels: false,
   rescue: new Map(),
   privateDirs: { uids: null, filter: { include: ['*'], exclude: [] }, perUid: new Map() },
 };
@@ -208,7 +214,7 @@ function bounded(v: Validator, node: Node & { items: unknown[] }, key: string, m
   if (node.items.length > max) v.fail(node, key, `${node.items.length} entries; at most ${max}`);
 }
 
-const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'proc-root', 'api-socket', 'api-group', 'snapd-socket', 'snapd-state', 'links', 'log-level', 'snap-removal-grace', 'max-entries', 'rescue', 'private-dirs'] as const;
+const TOP_KEYS = ['runtime-root', 'snap-root', 'mountinfo', 'proc-root', 'api-socket', 'api-group', 'snapd-socket', 'snapd-state', 'links', 'log-level', 'snap-removal-grace', 'max-entries', 'rescue', 'private-dirs', 'metrics-textfile', 'metrics-uid-labels'] as const;
 const PRIVATE_KEYS = ['uids', 'include', 'exclude', 'users'] as const;
 const FILTER_KEYS = ['include', 'exclude'] as const;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
@@ -323,6 +329,13 @@ export function parseConfig(text: string, file: string): Config {
   if (grace !== undefined) cfg.snapRemovalGrace = v.number(grace, 'snap-removal-grace', 0, 86400);
   const me = get('max-entries');
   if (me !== undefined) cfg.maxEntries = Math.floor(v.number(me, 'max-entries', 64, 1_000_000));
+  const mt = get('metrics-textfile');
+  if (mt !== undefined) cfg.metricsTextfile = v.absPath(mt, 'metrics-textfile');
+  const mu = get('metrics-uid-labels');
+  if (mu !== undefined) {
+    if (!isScalar(mu) || typeof mu.value !== 'boolean') v.fail(mu, 'metrics-uid-labels', 'expected true or false');
+    cfg.metricsUidLabels = mu.value;
+  }
 
   const rs = get('rescue');
   if (rs !== undefined) {
@@ -451,6 +464,8 @@ export function configToYaml(cfg: Config): string {
     'log-level': cfg.logLevel,
     'snap-removal-grace': cfg.snapRemovalGrace,
     'max-entries': cfg.maxEntries,
+    ...(cfg.metricsTextfile !== null ? { 'metrics-textfile': cfg.metricsTextfile } : {}),
+    ...(cfg.metricsUidLabels ? { 'metrics-uid-labels': true } : {}),
     'private-dirs': {
       uids: cfg.privateDirs.uids === null ? 'all' : cfg.privateDirs.uids.map(range),
       ...filter(cfg.privateDirs.filter),

@@ -46,6 +46,11 @@ export class WorkQueue {
   private scheduled = false;
   private stopped = false;
 
+  /** UIDs waiting to be synced now (for the metrics). */
+  get depth(): number {
+    return this.dirty.size;
+  }
+
   constructor(
     /** Runs once per turn while anything is pending: `hints()` first, then each key. */
     private readonly work: { hints(): void; hasHints(): boolean; sync(key: number): void; idle(): void; error(key: number | null, e: unknown): void },

@@ -11,7 +11,9 @@ import { Facts } from '../controller/facts.js';
 import type { WorkQueue } from '../controller/queue.js';
 import { ensureRuntimeRoot } from '../effects/root.js';
 import { close, fstat, openTrustedDir } from '../effects/safefs.js';
-import { logEvent, type Log } from '../journal/logger.js';
+import { logEvent, observeEvents, type Log } from '../journal/logger.js';
+import { Metrics } from '../metrics/metrics.js';
+import { writeFileIn } from '../effects/stateFile.js';
 import type { Problem } from '../reconcile/planner.js';
 import { Logind } from '../sources/dbus/logind.js';
 import { watchMountTable } from '../sources/mounts.js';
@@ -74,6 +76,8 @@ const SNAPD_FIRST_ANSWER_MS = 250;
 /** How soon, and at most how often, the runtime root's failed watch is tried again. */
 const ROOT_WATCH_RETRY_MS = 1000;
 const ROOT_WATCH_RETRY_MAX_MS = 30_000;
+/** The textfile for node_exporter is written at most this often. */
+const TEXTFILE_EVERY_MS = 1000;
 
 export class Daemon {
   private cfg: Config;
@@ -88,6 +92,9 @@ export class Daemon {
   private readonly ctl: Controller;
   readonly diag: Diagnostics;
   readonly waiters: Waiters;
+  readonly metrics: Metrics;
+  private textfileTimer: NodeJS.Timeout | null = null;
+  private textfileFailing: string | null = null;
   private logind: Logind | null = null;
   private busDown = false;
   /** The bus answered once: a later ENOENT is an outage (bus-error), not a machine without one. */
@@ -169,6 +176,23 @@ export class Daemon {
       },
       this.facts,
     );
+    this.metrics = new Metrics(
+      {
+        lifecycles: () => [...this.ctl.records.values()].map((r) => ({ uid: r.uid, state: r.lifecycle })),
+        queueDepth: () => this.ctl.queue.depth,
+        problems: () => [...this.ctl.records.values()].reduce((n, r) => n + r.problems.size + r.problemsLeftOut, 0),
+        warningsInForce: () => this.diag.current().length,
+        watches: () => this.ctl.watches.size,
+        degraded: () => this.degraded.size,
+      },
+      this.cfg.metricsUidLabels,
+    );
+    // What is journaled is what is counted; the textfile follows, at most once a second.
+    observeEvents((event, fields) => {
+      this.metrics.observe(event, fields);
+      this.textfileSoon();
+    });
+    this.ctl.syncObserver = (s) => this.metrics.observeSync(s);
     this.waiters = new Waiters({
       rundir: (uid) => join(this.cfg.runtimeRoot, String(uid)),
       runtimeRoot: () => this.cfg.runtimeRoot,
@@ -240,6 +264,32 @@ export class Daemon {
       logEvent(this.log, 'rescue-failed', { uid, path, action: 'linger', error }, `could not ask logind to keep ${path} for good: ${error}`);
       this.ctl.note(uid, 'rescue-failed', `linger: ${error}`);
       return { ok: false, error };
+    }
+  }
+
+  /**
+   * node_exporter's textfile (metrics-textfile: DIR): rundird.prom written whole, when something
+   * was counted, at most once a second; no timer while nothing happens.
+   */
+  private textfileSoon(): void {
+    if (this.cfg.metricsTextfile === null || this.textfileTimer || this.sourcesStopped) return;
+    this.textfileTimer = setTimeout(() => {
+      this.textfileTimer = null;
+      void this.writeTextfile();
+    }, TEXTFILE_EVERY_MS);
+  }
+
+  async writeTextfile(): Promise<void> {
+    const dir = this.cfg.metricsTextfile;
+    if (dir === null) return;
+    this.metrics.takeChanged();
+    try {
+      writeFileIn(dir, 'rundird.prom', await this.metrics.text());
+      this.textfileFailing = null;
+    } catch (e) {
+      const cause = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      if (cause !== this.textfileFailing) this.sourceError('metrics-textfile', new Error(`${dir}/rundird.prom not written: ${(e as Error).message}`));
+      this.textfileFailing = cause;
     }
   }
 
@@ -341,6 +391,9 @@ export class Daemon {
   }
 
   async stop(): Promise<void> {
+    observeEvents(null);
+    if (this.textfileTimer) clearTimeout(this.textfileTimer);
+    this.textfileTimer = null;
     this.waiters.stop();
     this.ctl.queue.stop();
     this.diag.stop();

@@ -24,6 +24,11 @@ export function readStateFile(path: string, maxBytes: number): string | null {
   return withFd(dfd, (fd) => readRegularFileAt(fd, basename(path), maxBytes)?.toString('utf8') ?? null);
 }
 
+/** Replaces `name` in a trusted directory (node_exporter's textfile directory) whole: a reader never sees half of it. */
+export function writeFileIn(dir: string, name: string, text: string): void {
+  withFd(openTrustedDir(dir), (dfd) => replaceFileAt(dfd, name, text));
+}
+
 /** Moves a bad records file aside (kept for whoever wants to look), returning its new path. */
 export function setAside(path: string): string {
   const to = `${path}.bad-${new Date().toISOString().replace(/[:.]/g, '-')}`;

@@ -32,8 +32,15 @@ export function createLogger(level: LevelWithSilent, dest: pino.DestinationStrea
 
 const LEVEL_OF_PRIORITY: Record<number, 'error' | 'warn' | 'info'> = { 3: 'error', 4: 'warn', 5: 'info', 6: 'info' };
 
+/** Who else hears of each event (the metrics): one observer, set by the daemon. */
+let observer: ((event: EventName, fields: LogFields) => void) | null = null;
+export function observeEvents(fn: ((event: EventName, fields: LogFields) => void) | null): void {
+  observer = fn;
+}
+
 /** Logs one event: one structured record per thing that happened. */
 export function logEvent(log: Log, event: EventName, fields: LogFields, message: string): void {
+  observer?.(event, fields);
   const def = EVENTS[event];
   const level = LEVEL_OF_PRIORITY[def.priority] ?? 'info';
   log[level]({ event, MESSAGE_ID: def.id, PRIORITY: def.priority, ...fields }, message);
