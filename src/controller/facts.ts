@@ -12,7 +12,7 @@ import { mountAt, readMounts, type MountSnapshot } from '../world/read.js';
 import type { Mount } from '../world/mountinfo.js';
 import { Inventory, scanSnapRoot } from '../world/snaps.js';
 import type { MountRef } from '../world/types.js';
-import type { SnapdFollower } from '../daemon/snapdFollower.js';
+import type { SnapdFollower } from '../sources/snapdFollower.js';
 
 const NO_LOGIND: LogindFacts = { logind: false, user: null, job: null };
 

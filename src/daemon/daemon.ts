@@ -25,7 +25,7 @@ import { Passwd } from '../world/passwd.js';
 import type { TimelineEntry } from '../world/timeline.js';
 import type { RundirStatus } from '../world/types.js';
 import { Diagnostics } from './diagnostics.js';
-import { SnapdFollower } from './snapdFollower.js';
+import { SnapdFollower } from '../sources/snapdFollower.js';
 
 export type Mode = 'inotify' | 'logind';
 

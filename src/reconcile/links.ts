@@ -1,5 +1,6 @@
-// Links, pure: which links the rules want (expandLinks), and from that, what is on disk and
-// what rundird made, the actions and problems (planLinks). No I/O here.
+// Links, pure: which links the rules want (expandLinks), what a rundir holds for them read
+// through an injected reader (readLinkWorld: RundirIO, world/links.ts), and from that and what
+// rundird made, the actions and problems (planLinks). No I/O of its own.
 //
 // A link is a security decision: only sockets and regular files owned by the rundir's UID are
 // linked, and nothing rundird did not make is ever removed or replaced. A link rundird made is
@@ -8,7 +9,8 @@
 // claim a client's socket, and a source that goes takes every link made from it in one plan.
 import { posix } from 'node:path';
 import { globToRegExp } from '../world/instances.js';
-import { expandRulePath, parentOf, TEMP_PREFIX, type LinkKind, type LinkRule } from '../world/links.js';
+import { expandRulePath, parentOf, TEMP_PREFIX, type LinkKind, type LinkRule, type RundirIO } from '../world/links.js';
+import { OVERFULL } from '../world/read.js';
 import type { NodeStat } from '../world/types.js';
 
 /** What rundird made at a target: the link's own inode (for a hard link, the source's too). */
@@ -328,4 +330,84 @@ function ancestorsOf(rel: string): string[] {
 /** A symlink's value from the target's directory to the source, both rundir-relative. */
 export function symlinkValue(source: string, target: string): string {
   return posix.relative(posix.dirname(target), source);
+}
+
+// ---- what a rundir holds for the rules, read through a RundirIO ----------------------------
+
+export interface LinkWorld {
+  candidates: LinkCandidate[];
+  /** lstat (null = absent) of every source, target and parent directory, and of everything recorded. */
+  stat: Map<string, NodeStat | null>;
+  /** Directories (rundir-relative, '' = the rundir) whose entries decide the links: to watch. */
+  dirs: Set<string>;
+  /**
+   * A directory the rules list that holds more than the entry limit (or more candidates than
+   * it): the links of this rundir are then left exactly as they are, and this is reported.
+   */
+  overfull: string | null;
+}
+
+/** Reads what the rules need in one rundir, for the instances entitled to each rule. */
+export function readLinkWorld(
+  io: RundirIO,
+  dev: number,
+  rules: readonly LinkRule[],
+  entitled: (rule: LinkRule) => readonly string[],
+  links: ReadonlyMap<string, LinkRecord>,
+  dirs: ReadonlyMap<string, DirRecord>,
+  maxEntries: number,
+): LinkWorld {
+  const stat = new Map<string, NodeStat | null>();
+  const lstatRel = (rel: string): NodeStat | null => {
+    if (stat.has(rel)) return stat.get(rel)!;
+    const st = io.lstat(rel);
+    stat.set(rel, st);
+    return st;
+  };
+  // A directory is read only if every component is a real directory on the rundir's own
+  // filesystem: never through a planted symlink, never into a mount a user put there.
+  const safeDir = (rel: string): boolean => {
+    if (rel === '') return true;
+    const parts = rel.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const st = lstatRel(parts.slice(0, i).join('/'));
+      if (st?.kind !== 'dir' || st.dev !== dev) return false;
+    }
+    return true;
+  };
+  let overfull: string | null = null;
+  const listings = new Map<string, string[] | null>();
+  const list = (dir: string): string[] | null => {
+    if (!listings.has(dir)) {
+      const l = safeDir(dir) ? io.readdir(dir) : null;
+      if (l === OVERFULL) overfull ??= dir;
+      listings.set(dir, l === OVERFULL ? null : l);
+    }
+    return listings.get(dir)!;
+  };
+  const ours = (path: string): boolean => {
+    const rec = links.get(path);
+    return rec !== undefined && lstatRel(path)?.ino === rec.ino;
+  };
+  const x = expandLinks({ rules, entitled, list, ours });
+  // Nothing more is read of a rundir that holds too much: its links stay as they are.
+  if (overfull === null && x.candidates.length > maxEntries) overfull = '';
+  if (overfull !== null) return { candidates: [], stat, dirs: x.dirs, overfull };
+  for (const c of x.candidates) {
+    lstatRel(c.source);
+    // Parents of the target: the private dir must be there; deeper ones may be made.
+    const parts = c.target.split('/');
+    for (let i = 1; i <= parts.length; i++) lstatRel(parts.slice(0, i).join('/'));
+  }
+  // What rundird made: read only where the way there is still safe (else it is not found,
+  // and so never removed).
+  const lstatSafe = (rel: string) => (safeDir(parentOf(rel)) ? lstatRel(rel) : stat.set(rel, stat.get(rel) ?? null));
+  for (const [target, rec] of links) {
+    lstatSafe(target);
+    lstatSafe(rec.source);
+  }
+  for (const dir of dirs.keys()) lstatSafe(dir);
+  // The directories to watch, as they are now (a watch on another inode is armed anew).
+  for (const d of x.dirs) if (d !== '' && safeDir(parentOf(d))) lstatRel(d);
+  return { candidates: x.candidates, stat, dirs: x.dirs, overfull: null };
 }

@@ -2,7 +2,7 @@
 // from one snapshot of the world and the UID's record. A link may go into a private dir the
 // same plan makes; everything made for a snap that is gone goes in the same plan, deepest first.
 import type { Made } from '../controller/record.js';
-import type { LinkWorld } from '../world/links.js';
+import type { LinkWorld } from './links.js';
 import type { LifecycleState, LogindFacts, SessionInfo } from '../world/logind.js';
 import type { RundirActual, RundirStatus } from '../world/types.js';
 import { instanceOfPrivateDir } from '../world/instances.js';

@@ -4,25 +4,9 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseMountInfo, placeOf, topMounts } from '../world/mountinfo.js';
-import { parseCgroup, parseEnviron, parseFdTarget, parseNetUnix, parseStatus, rundirUidOf, snapInstanceOf, type CgroupInfo } from '../world/procfs.js';
+import { parseCgroup, parseEnviron, parseFdTarget, parseNetUnix, parseStatus, rundirUidOf, snapInstanceOf, type ProcRecord } from '../world/procfs.js';
 
-export interface ProcRecord {
-  pid: number;
-  comm: string;
-  /** Real, effective, saved, filesystem. */
-  uids: number[];
-  cgroup: CgroupInfo | null;
-  xdgRuntimeDir: string | null;
-  snapInstance: string | null;
-  /** The cwd, if under the runtime root. */
-  cwd: string | null;
-  /** Open files under the runtime root. */
-  files: { path: string; deleted: boolean }[];
-  /** Bound Unix sockets it holds under the runtime root (the name outlives an unlink). */
-  sockets: { path: string; listening: boolean }[];
-  /** How to name it when it is not a process that could be read (observe-only: a socket whose server is unknown). */
-  label?: string;
-}
+export type { ProcRecord } from '../world/procfs.js';
 
 export interface ScanResult {
   procs: ProcRecord[];

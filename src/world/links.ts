@@ -1,10 +1,9 @@
-// Link rules, and what a rundir holds for them: the directories the rules name listed (each
-// component checked to be a real directory on the rundir's own filesystem), the wanted links
-// expanded (pure, reconcile/links.ts), and an lstat of every source, target, directory in
-// between and everything rundird recorded. Read-only.
+// Link rules (the shared vocabulary: shipped rules, rule paths, temporary names) and the reader
+// of one rundir for them (RundirIO: lstat and readdir by rundir-relative path, through the
+// sync's walker, never into a mount). Read-only. What the rules want of a rundir, read through
+// this reader, is reconcile/links.ts's readLinkWorld.
 import { posix } from 'node:path';
-import { expandLinks, type DirRecord, type LinkCandidate, type LinkRecord } from '../reconcile/links.js';
-import { MOUNT_POINT, OVERFULL, judgeMountRoot, statAt, toNodeStat, underMount, type MountSnapshot, type RundirWalker } from './read.js';
+import { MOUNT_POINT, type OVERFULL, judgeMountRoot, statAt, toNodeStat, underMount, type MountSnapshot, type RundirWalker } from './read.js';
 import type { NodeStat } from './types.js';
 
 export type LinkKind = 'hard' | 'symlink';
@@ -63,18 +62,6 @@ export const TEMP_PREFIX = '.rundird-';
 /** A rule path for one instance, and for one matched source name. */
 export const expandRulePath = (p: string, instance: string, name = '') => p.replaceAll('{instance}', instance).replaceAll('{name}', name);
 
-export interface LinkWorld {
-  candidates: LinkCandidate[];
-  /** lstat (null = absent) of every source, target and parent directory, and of everything recorded. */
-  stat: Map<string, NodeStat | null>;
-  /** Directories (rundir-relative, '' = the rundir) whose entries decide the links: to watch. */
-  dirs: Set<string>;
-  /**
-   * A directory the rules list that holds more than the entry limit (or more candidates than
-   * it): the links of this rundir are then left exactly as they are, and this is reported.
-   */
-  overfull: string | null;
-}
 
 /** How the link reader sees one rundir: lstat and readdir by rundir-relative path. */
 export interface RundirIO {
@@ -107,67 +94,3 @@ export function rundirIO(walker: RundirWalker, rundir: string, mounts: MountSnap
   };
 }
 
-/** Reads what the rules need in one rundir, for the instances entitled to each rule. */
-export function readLinkWorld(
-  io: RundirIO,
-  dev: number,
-  rules: readonly LinkRule[],
-  entitled: (rule: LinkRule) => readonly string[],
-  links: ReadonlyMap<string, LinkRecord>,
-  dirs: ReadonlyMap<string, DirRecord>,
-  maxEntries: number,
-): LinkWorld {
-  const stat = new Map<string, NodeStat | null>();
-  const lstatRel = (rel: string): NodeStat | null => {
-    if (stat.has(rel)) return stat.get(rel)!;
-    const st = io.lstat(rel);
-    stat.set(rel, st);
-    return st;
-  };
-  // A directory is read only if every component is a real directory on the rundir's own
-  // filesystem: never through a planted symlink, never into a mount a user put there.
-  const safeDir = (rel: string): boolean => {
-    if (rel === '') return true;
-    const parts = rel.split('/');
-    for (let i = 1; i <= parts.length; i++) {
-      const st = lstatRel(parts.slice(0, i).join('/'));
-      if (st?.kind !== 'dir' || st.dev !== dev) return false;
-    }
-    return true;
-  };
-  let overfull: string | null = null;
-  const listings = new Map<string, string[] | null>();
-  const list = (dir: string): string[] | null => {
-    if (!listings.has(dir)) {
-      const l = safeDir(dir) ? io.readdir(dir) : null;
-      if (l === OVERFULL) overfull ??= dir;
-      listings.set(dir, l === OVERFULL ? null : l);
-    }
-    return listings.get(dir)!;
-  };
-  const ours = (path: string): boolean => {
-    const rec = links.get(path);
-    return rec !== undefined && lstatRel(path)?.ino === rec.ino;
-  };
-  const x = expandLinks({ rules, entitled, list, ours });
-  // Nothing more is read of a rundir that holds too much: its links stay as they are.
-  if (overfull === null && x.candidates.length > maxEntries) overfull = '';
-  if (overfull !== null) return { candidates: [], stat, dirs: x.dirs, overfull };
-  for (const c of x.candidates) {
-    lstatRel(c.source);
-    // Parents of the target: the private dir must be there; deeper ones may be made.
-    const parts = c.target.split('/');
-    for (let i = 1; i <= parts.length; i++) lstatRel(parts.slice(0, i).join('/'));
-  }
-  // What rundird made: read only where the way there is still safe (else it is not found,
-  // and so never removed).
-  const lstatSafe = (rel: string) => (safeDir(parentOf(rel)) ? lstatRel(rel) : stat.set(rel, stat.get(rel) ?? null));
-  for (const [target, rec] of links) {
-    lstatSafe(target);
-    lstatSafe(rec.source);
-  }
-  for (const dir of dirs.keys()) lstatSafe(dir);
-  // The directories to watch, as they are now (a watch on another inode is armed anew).
-  for (const d of x.dirs) if (d !== '' && safeDir(parentOf(d))) lstatRel(d);
-  return { candidates: x.candidates, stat, dirs: x.dirs, overfull: null };
-}

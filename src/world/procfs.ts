@@ -41,6 +41,25 @@ export function parseCgroup(text: string): CgroupInfo | null {
   };
 }
 
+/** What the process scan keeps of a process that relies on a rundir (sources/procs.ts reads it). */
+export interface ProcRecord {
+  pid: number;
+  comm: string;
+  /** Real, effective, saved, filesystem. */
+  uids: number[];
+  cgroup: CgroupInfo | null;
+  xdgRuntimeDir: string | null;
+  snapInstance: string | null;
+  /** The cwd, if under the runtime root. */
+  cwd: string | null;
+  /** Open files under the runtime root. */
+  files: { path: string; deleted: boolean }[];
+  /** Bound Unix sockets it holds under the runtime root (the name outlives an unlink). */
+  sockets: { path: string; listening: boolean }[];
+  /** How to name it when it is not a process that could be read (observe-only: a socket whose server is unknown). */
+  label?: string;
+}
+
 export interface StatusInfo {
   name: string;
   /** Real, effective, saved and filesystem UIDs. */

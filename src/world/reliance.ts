@@ -1,6 +1,6 @@
 // Who relies on which rundir: processes grouped by (rundir UID, unit). A unit is the cause a
 // person can act on, and one record per unit keeps a thousand processes to one line. Pure.
-import type { ProcRecord } from '../sources/procs.js';
+import type { ProcRecord } from './procfs.js';
 import { rundirUidOf } from './procfs.js';
 
 export type Via = 'env' | 'cwd' | 'file' | 'socket';

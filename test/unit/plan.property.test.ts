@@ -13,7 +13,8 @@ import { planUid, type UidPlan, type UidSnapshot } from '../../src/reconcile/pla
 import { namesToRead } from '../../src/reconcile/planner.js';
 import { settle } from '../../src/reconcile/settle.js';
 import { globToRegExp, privateDirName } from '../../src/world/instances.js';
-import { DEFAULT_LINK_RULES, checkRulePath, readLinkWorld, type LinkRule } from '../../src/world/links.js';
+import { DEFAULT_LINK_RULES, checkRulePath, type LinkRule } from '../../src/world/links.js';
+import { readLinkWorld } from '../../src/reconcile/links.js';
 import type { NodeKind, NodeStat } from '../../src/world/types.js';
 import { DEV, ModelRundir } from '../helpers/model.js';
 

@@ -2,7 +2,7 @@
 // change (debounced), keeps the last good answer through outages, and says each outage once.
 import { existsSync } from 'node:fs';
 import { logEvent, type Log } from '../journal/logger.js';
-import { readSnapd } from '../sources/snapd.js';
+import { readSnapd } from './snapd.js';
 import type { SnapdState } from '../world/snapd.js';
 
 export class SnapdFollower {
