@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EVENTS } from '../journal/events.js';
 import { formatEntry, idFor, parseCatalog } from './explain.js';
+import { plotSvg } from './plot.js';
 
 export const CTL_EXIT = { HEALTHY: 0, WARNINGS: 1, USAGE: 64, UNREACHABLE: 69, BAD_ANSWER: 70, NO_PERMISSION: 77 } as const;
 export const DEFAULT_API_SOCKET = '/run/rundird/api.sock';
@@ -26,6 +27,7 @@ Commands:
                   a daemon not running yet is tried again until then
   rescue UID --linger
                   (root) asks logind to keep /run/user/UID for good, as the linger policy does
+  plot UID        what happened to /run/user/UID as a picture (SVG on stdout: > rundir.svg)
   metrics         the daemon's metrics in Prometheus' text format (as GET /metrics on its socket)
   explain [MESSAGE_ID|EVENT]
                   what journalctl -x says of a record of rundird's (from the catalog shipped
@@ -65,6 +67,11 @@ Returns 0 as soon as /run/user/UID is live and, with --socket, NAME in it (relat
 rundir) is a socket that accepts a connection. Exit 1 at the timeout (90 s), saying what it was
 still waiting for. A daemon not running yet is tried again until then. For ExecStartPre= of
 kiosk clients, ordered After=rundird.socket (docs/kiosk.md).`,
+  plot: `Usage: rundirctl plot UID [--utc] > rundir.svg
+
+What happened to /run/user/UID since rundird started, as a picture (as systemd-analyze plot
+draws a boot): its lifecycle states over time as bands, and every event of its timeline as a
+mark with its name (warnings red, rescue steps blue, logind and systemd grey). SVG on stdout.`,
   metrics: `Usage: rundirctl metrics
 
 The daemon's metrics in Prometheus' text format, as GET /metrics on the API socket answers them
@@ -363,6 +370,12 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       if (r.status !== 200) throw new CtlError(CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}: ${(r.body as Obj)?.error ?? ''}`);
       return { code: CTL_EXIT.HEALTHY, out: values.json ? json(r.body) : `logind keeps /run/user/${uid} for good now (linger)` };
     }
+    case 'plot': {
+      const uid = uidArg(true)!;
+      const r = await ask(`/v1/rundirs/${uid}/timeline`, [200, 404]);
+      const t = r.status === 404 ? { uid: Number(uid), path: `/run/user/${uid}`, timeline: [] } : (r.body as Obj);
+      return { code: r.status === 404 ? CTL_EXIT.WARNINGS : CTL_EXIT.HEALTHY, out: plotSvg(t as Parameters<typeof plotSvg>[0], new Date(), (iso) => stamp(iso, values.utc === true)).trimEnd() };
+    }
     case 'metrics': {
       const r = await get(sock, '/metrics', timeout * 1000, 'GET', true);
       if (r.status !== 200) throw new CtlError(CTL_EXIT.BAD_ANSWER, `rundird answered ${r.status}`);
@@ -380,7 +393,7 @@ export async function runCtl(argv: string[]): Promise<CtlResult> {
       return { code: CTL_EXIT.HEALTHY, out: values.json ? json(entry) : formatEntry(entry) };
     }
     case undefined:
-      throw usage('which command? status, timeline, doctor, wait, rescue, metrics or explain');
+      throw usage('which command? status, timeline, doctor, wait, rescue, plot, metrics or explain');
     default:
       throw usage(`unknown command "${cmd}"`);
   }

@@ -20,7 +20,7 @@ describe('manual pages', () => {
     const page = man('rundirctl.1');
     expect(flags(CTL_USAGE).filter((f) => !page.includes(f))).toEqual([]);
     const commands = [...CTL_USAGE.matchAll(/^ {2}([a-z]+)\b/gm)].map((m) => m[1]!);
-    expect(commands).toEqual(['status', 'timeline', 'doctor', 'wait', 'rescue', 'metrics', 'explain']);
+    expect(commands).toEqual(['status', 'timeline', 'doctor', 'wait', 'rescue', 'plot', 'metrics', 'explain']);
     for (const c of commands) expect(page, c).toMatch(new RegExp(`^\\.(B|BI|BR) ${c}\\b`, 'm'));
     for (const code of ['64', '69', '70', '77']) expect(page).toContain(code);
   });
@@ -36,6 +36,6 @@ describe('manual pages', () => {
   it('the bash completion offers every command and flag of rundirctl', () => {
     const comp = readFileSync(resolve(import.meta.dirname, '../../packaging/completion/rundirctl'), 'utf8');
     expect(flags(CTL_USAGE).filter((f) => !comp.includes(f))).toEqual([]);
-    for (const c of ['status', 'timeline', 'doctor', 'wait', 'rescue', 'metrics', 'explain']) expect(comp).toContain(c);
+    for (const c of ['status', 'timeline', 'doctor', 'wait', 'rescue', 'plot', 'metrics', 'explain']) expect(comp).toContain(c);
   });
 });
