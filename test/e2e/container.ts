@@ -131,10 +131,21 @@ export class Container {
     }
   }
 
-  async waitUntil(cmd: string, what: string, timeoutMs = 30_000): Promise<number> {
+  /** Polls cmd until it succeeds; on a timeout the error carries what `diagnose` printed, so a rare failure in CI can be read afterwards. */
+  async waitUntil(cmd: string, what: string, timeoutMs = 30_000, diagnose?: string): Promise<number> {
     const t0 = Date.now();
     while (!this.tryExec(cmd)) {
-      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for: ${what}`);
+      if (Date.now() - t0 > timeoutMs) {
+        let seen = '';
+        if (diagnose) {
+          try {
+            seen = `\n--- ${diagnose}\n${this.exec(`(${diagnose}) 2>&1 || true`)}`;
+          } catch (e) {
+            seen = `\n(diagnosis failed: ${(e as Error).message})`;
+          }
+        }
+        throw new Error(`timed out waiting for: ${what}${seen}`);
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
     return Date.now() - t0;
